@@ -1,0 +1,44 @@
+/* rf_util — small helpers every rfarm program needs: clocks, ids, paths,
+ * and the one-line key=value log format.
+ *
+ * Logs go to stderr, one line per event, a short message first and then
+ * key=value pairs (`segment done job=hug-1 seg=3 attempt=1 ms=812`), so that
+ * people read them and tools grep them. Debug lines appear only when the
+ * environment has RFARM_DEBUG set; there is no other log state.
+ */
+#ifndef RF_UTIL_H
+#define RF_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Milliseconds on a monotonic clock (for timeouts and durations). */
+uint64_t rf_mono_ms(void);
+/* Milliseconds since the Unix epoch (for records people read). */
+uint64_t rf_wall_ms(void);
+void rf_sleep_ms(unsigned ms);
+
+/* A fresh job id: "job-" + 12 hex digits from the system's random source. */
+void rf_new_id(const char *prefix, char *out, size_t outlen);
+
+/* mkdir -p. Returns 0 or -1 with errno set. */
+int rf_mkdirs(const char *path, unsigned mode);
+/* rm -rf of a directory that holds only files (a spool directory). */
+int rf_rmtree(const char *path);
+
+/* snprintf that reports truncation as failure: 0 when it fit, -1 otherwise. */
+int rf_fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+void rf_log(const char *level, const char *component, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#define rf_info(comp, ...) rf_log("info", comp, __VA_ARGS__)
+#define rf_warn(comp, ...) rf_log("warn", comp, __VA_ARGS__)
+#define rf_error(comp, ...) rf_log("error", comp, __VA_ARGS__)
+void rf_debug(const char *component, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Bytes of one I420 frame of w x h (w and h even). */
+static inline size_t rf_i420_bytes(uint32_t w, uint32_t h) {
+    return (size_t)w * h + 2 * ((size_t)(w / 2) * (h / 2));
+}
+
+#endif

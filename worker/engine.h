@@ -1,0 +1,65 @@
+/* engine — the one interface every renderer sits behind.
+ *
+ * An engine turns a segment description into I420 frames, in order, one
+ * call of the frame callback per frame. The worker owns threads, sockets and
+ * retries; an engine only renders. Engines are looked up by name
+ * ("synthetic", "exec"); the coordinator uses the same table to validate a
+ * job's engine parameters with the engine's own parser, so a job that a
+ * worker would refuse is refused at submission instead.
+ *
+ * Implementations: engine_synthetic.c (procedural test/benchmark video),
+ * engine_exec.c (an operator's command that writes YUV4MPEG2 to stdout).
+ */
+#ifndef ENGINE_H
+#define ENGINE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct engine_segment {
+    const char *job_id;
+    uint32_t segment;     /* index of the segment within the job */
+    uint32_t attempt;     /* 1 for the first try */
+    uint32_t first_frame; /* absolute index of the segment's first frame */
+    uint32_t frames;      /* frames in this segment */
+    uint32_t job_frames;  /* frames in the whole job */
+    uint32_t width, height;
+    uint32_t fps_num, fps_den;
+    uint64_t seed;
+    const char *prompt;      /* never NULL */
+    const char *params_json; /* the job's "params" object, never NULL */
+} engine_segment;
+
+/* Receives frame `abs_frame` (absolute index) as I420 pixels of
+ * rf_i420_bytes(width, height) bytes. The buffer is only valid during the
+ * call. Return 0 to go on, non-zero to make the engine stop and return -1. */
+typedef int (*engine_frame_fn)(void *ctx, uint32_t abs_frame, const uint8_t *pixels, size_t len);
+
+/* Receives a line the engine wants in the job's log (the exec engine's
+ * stderr, line by line). May be NULL. */
+typedef void (*engine_log_fn)(void *ctx, const char *line);
+
+typedef struct engine_io {
+    engine_frame_fn frame;
+    engine_log_fn log;
+    void *ctx;
+    const atomic_int *stop; /* non-zero: abandon the segment soon (cancel, shutdown) */
+} engine_io;
+
+/* Render every frame of `seg`. Returns 0 when all seg->frames frames were
+ * delivered; -1 with a readable reason in err otherwise (an engine failure,
+ * a callback that asked to stop, or *stop set). */
+int engine_render(const char *engine, const engine_segment *seg, const engine_io *io, char *err,
+                  size_t errlen);
+
+/* Check an engine's parameters (a JSON object as text). Returns the number
+ * of problems found (0 when valid); each problem is appended to errs as a
+ * line "params.<name>: reason\n". An unknown engine is one problem,
+ * reported as "engine: ...". */
+int engine_check_params(const char *engine, const char *params_json, char *errs, size_t errlen);
+
+/* NULL-terminated list of the engines this build has. */
+const char *const *engine_names(void);
+
+#endif
