@@ -1,0 +1,345 @@
+/* rfarm — the operator's command line: submit jobs, see their state, wait
+ * for them.
+ *
+ *   rfarm [--endpoint EP] submit FILE.json
+ *   rfarm [--endpoint EP] status [JOB] [--json]
+ *   rfarm [--endpoint EP] wait JOB [--timeout SECONDS]
+ *
+ * The CLI talks to the coordinator's client endpoint (REQ, protobuf). It
+ * resolves a relative output path against the directory it runs in, since
+ * that is what the operator means; every other check happens in the
+ * coordinator, which answers with all problems at once.
+ *
+ * Exit status: 0 success; 1 the job failed or was rejected; 2 usage or
+ * connection error; 3 `wait` timed out.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "rf_util.h"
+#include "rf_wire.h"
+#include "rfarm.pb-c.h"
+
+#define EXIT_FAILED 1
+#define EXIT_USAGE 2
+#define EXIT_TIMEOUT 3
+#define REPLY_TIMEOUT_MS 10000
+
+typedef struct cli {
+    const char *endpoint;
+    void *zctx;
+} cli;
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: rfarm [--endpoint EP] COMMAND ...\n"
+               "  submit FILE.json              submit a job; prints its id\n"
+               "  status [JOB] [--json]         state of one job, or of recent jobs\n"
+               "  wait JOB [--timeout SECONDS]  wait until the job ends; exit 0 if it is done\n"
+               "The endpoint defaults to $RFARM_ENDPOINT, else tcp://127.0.0.1:5556.\n");
+}
+
+/* One request, one reply, on a fresh REQ socket (a REQ socket whose reply
+ * never came cannot be reused). Returns NULL with a message printed. */
+static Rfarm__ClientReply *request(cli *c, const Rfarm__ClientRequest *req) {
+    char err[256];
+    void *s = rf_wire_socket(c->zctx, ZMQ_REQ, 0, err, sizeof err);
+    if (!s) {
+        fprintf(stderr, "rfarm: %s\n", err);
+        return NULL;
+    }
+    int tmo = REPLY_TIMEOUT_MS;
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
+    zmq_setsockopt(s, ZMQ_SNDTIMEO, &tmo, sizeof tmo);
+    Rfarm__ClientReply *r = NULL;
+    if (zmq_connect(s, c->endpoint) != 0) {
+        fprintf(stderr, "rfarm: cannot connect to %s: %s\n", c->endpoint, zmq_strerror(errno));
+    } else if (rf_wire_send_pb(s, &req->base, 0) != 0) {
+        fprintf(stderr, "rfarm: cannot send to the coordinator at %s: %s\n", c->endpoint,
+                zmq_strerror(errno));
+    } else {
+        rf_parts p;
+        if (rf_wire_recv(s, &p, 0) != 0) {
+            fprintf(stderr, "rfarm: no answer from the coordinator at %s within %d s (%s)\n",
+                    c->endpoint, REPLY_TIMEOUT_MS / 1000, zmq_strerror(errno));
+        } else {
+            r = rfarm__client_reply__unpack(NULL, rf_part_size(&p, 0), rf_part_data(&p, 0));
+            if (!r)
+                fprintf(stderr, "rfarm: the coordinator sent a malformed reply\n");
+            rf_parts_close(&p);
+        }
+    }
+    zmq_close(s);
+    return r;
+}
+
+static char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "rfarm: cannot open %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (n < cap)
+            break;
+        char *nb = cap < (64u << 20) ? realloc(buf, cap * 2) : NULL;
+        if (!nb) {
+            fprintf(stderr, "rfarm: %s is larger than 64 MiB\n", path);
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (buf && bad) {
+        fprintf(stderr, "rfarm: cannot read %s\n", path);
+        free(buf);
+        return NULL;
+    }
+    if (buf)
+        *len = n;
+    return buf;
+}
+
+/* The spec with output.path made absolute against our cwd; the original
+ * text when it is not JSON we can edit (the coordinator then reports why). */
+static char *resolve_output(const char *text, size_t len) {
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, 0, &jerr);
+    json_t *out = root && json_is_object(root) ? json_object_get(root, "output") : NULL;
+    json_t *path = out && json_is_object(out) ? json_object_get(out, "path") : NULL;
+    char *result = NULL;
+    if (path && json_is_string(path) && json_string_value(path)[0] != '/' &&
+        json_string_value(path)[0] != '\0') {
+        char cwd[PATH_MAX], abs[PATH_MAX + 1024];
+        if (getcwd(cwd, sizeof cwd) &&
+            rf_fmt(abs, sizeof abs, "%s/%s", cwd, json_string_value(path)) == 0) {
+            json_object_set_new(out, "path", json_string(abs));
+            result = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        }
+    }
+    json_decref(root);
+    if (!result) {
+        result = malloc(len + 1);
+        if (result) {
+            memcpy(result, text, len);
+            result[len] = '\0';
+        }
+    }
+    return result;
+}
+
+static int cmd_submit(cli *c, int argc, char **argv) {
+    if (argc != 1) {
+        fprintf(stderr, "rfarm submit: expected one FILE.json\n");
+        return EXIT_USAGE;
+    }
+    size_t len;
+    char *text = read_file(argv[0], &len);
+    if (!text)
+        return EXIT_USAGE;
+    char *spec = resolve_output(text, len);
+    free(text);
+    if (!spec) {
+        fprintf(stderr, "rfarm: out of memory\n");
+        return EXIT_USAGE;
+    }
+    Rfarm__SubmitRequest sr = RFARM__SUBMIT_REQUEST__INIT;
+    sr.spec_json = spec;
+    Rfarm__ClientRequest req = RFARM__CLIENT_REQUEST__INIT;
+    req.body_case = RFARM__CLIENT_REQUEST__BODY_SUBMIT;
+    req.submit = &sr;
+    Rfarm__ClientReply *r = request(c, &req);
+    free(spec);
+    if (!r)
+        return EXIT_USAGE;
+    int rc = EXIT_USAGE;
+    if (r->body_case == RFARM__CLIENT_REPLY__BODY_SUBMIT && r->submit->ok) {
+        printf("%s\n", r->submit->job_id);
+        rc = 0;
+    } else if (r->body_case == RFARM__CLIENT_REPLY__BODY_SUBMIT) {
+        fprintf(stderr, "rfarm: %s was rejected:\n", argv[0]);
+        for (size_t i = 0; i < r->submit->n_errors; i++)
+            fprintf(stderr, "  %s\n", r->submit->errors[i]);
+        rc = EXIT_FAILED;
+    } else if (r->body_case == RFARM__CLIENT_REPLY__BODY_ERROR) {
+        fprintf(stderr, "rfarm: %s\n", r->error->error);
+    }
+    rfarm__client_reply__free_unpacked(r, NULL);
+    return rc;
+}
+
+static Rfarm__ClientReply *get_status(cli *c, const char *job) {
+    Rfarm__StatusRequest sr = RFARM__STATUS_REQUEST__INIT;
+    sr.job_id = (char *)(job ? job : "");
+    Rfarm__ClientRequest req = RFARM__CLIENT_REQUEST__INIT;
+    req.body_case = RFARM__CLIENT_REQUEST__BODY_STATUS;
+    req.status = &sr;
+    Rfarm__ClientReply *r = request(c, &req);
+    if (r && r->body_case == RFARM__CLIENT_REPLY__BODY_ERROR) {
+        fprintf(stderr, "rfarm: %s\n", r->error->error);
+        rfarm__client_reply__free_unpacked(r, NULL);
+        return NULL;
+    }
+    if (r && r->body_case != RFARM__CLIENT_REPLY__BODY_STATUS) {
+        fprintf(stderr, "rfarm: unexpected reply to a status request\n");
+        rfarm__client_reply__free_unpacked(r, NULL);
+        return NULL;
+    }
+    return r;
+}
+
+static json_t *job_json(const Rfarm__JobStatus *j) {
+    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:I, s:I}", "id", j->id,
+                     "state", j->state, "engine", j->engine, "frames", (json_int_t)j->frames,
+                     "frames_stitched", (json_int_t)j->frames_stitched, "segments",
+                     (json_int_t)j->segments, "segments_done", (json_int_t)j->segments_done,
+                     "output", j->output, "error", j->error, "created_ms",
+                     (json_int_t)j->created_ms, "finished_ms", (json_int_t)j->finished_ms);
+}
+
+static int cmd_status(cli *c, int argc, char **argv) {
+    const char *job = NULL;
+    int as_json = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            as_json = 1;
+        else if (!job && argv[i][0] != '-')
+            job = argv[i];
+        else {
+            fprintf(stderr, "rfarm status: unexpected argument '%s'\n", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    Rfarm__ClientReply *r = get_status(c, job);
+    if (!r)
+        return EXIT_USAGE;
+    Rfarm__StatusReply *s = r->status;
+    if (as_json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < s->n_jobs; i++)
+            json_array_append_new(arr, job_json(s->jobs[i]));
+        json_t *root = json_pack("{s:o}", "jobs", arr);
+        char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", text ? text : "{}");
+        free(text);
+        json_decref(root);
+    } else {
+        printf("%-24s %-10s %-15s %-9s %s\n", "JOB", "STATE", "FRAMES", "SEGMENTS", "OUTPUT / ERROR");
+        for (size_t i = 0; i < s->n_jobs; i++) {
+            const Rfarm__JobStatus *j = s->jobs[i];
+            char frames[32], segs[32];
+            snprintf(frames, sizeof frames, "%u/%u", j->frames_stitched, j->frames);
+            snprintf(segs, sizeof segs, "%u/%u", j->segments_done, j->segments);
+            printf("%-24s %-10s %-15s %-9s %s\n", j->id, j->state, frames, segs,
+                   j->error[0] ? j->error : j->output);
+        }
+    }
+    rfarm__client_reply__free_unpacked(r, NULL);
+    return 0;
+}
+
+static int cmd_wait(cli *c, int argc, char **argv) {
+    const char *job = NULL;
+    double timeout_s = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+            char *end;
+            timeout_s = strtod(argv[++i], &end);
+            if (*end || timeout_s <= 0) {
+                fprintf(stderr, "rfarm wait: --timeout: must be a positive number of seconds\n");
+                return EXIT_USAGE;
+            }
+        } else if (!job && argv[i][0] != '-') {
+            job = argv[i];
+        } else {
+            fprintf(stderr, "rfarm wait: unexpected argument '%s'\n", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if (!job) {
+        fprintf(stderr, "rfarm wait: expected a JOB id\n");
+        return EXIT_USAGE;
+    }
+    uint64_t deadline = timeout_s > 0 ? rf_mono_ms() + (uint64_t)(timeout_s * 1000) : 0;
+    for (;;) {
+        Rfarm__ClientReply *r = get_status(c, job);
+        if (!r)
+            return EXIT_USAGE;
+        if (r->status->n_jobs != 1) {
+            fprintf(stderr, "rfarm wait: job '%s' not found\n", job);
+            rfarm__client_reply__free_unpacked(r, NULL);
+            return EXIT_USAGE;
+        }
+        const Rfarm__JobStatus *j = r->status->jobs[0];
+        int rc = -1;
+        if (strcmp(j->state, "done") == 0) {
+            printf("%s done frames=%u output=%s\n", j->id, j->frames_stitched, j->output);
+            rc = 0;
+        } else if (strcmp(j->state, "failed") == 0 || strcmp(j->state, "cancelled") == 0) {
+            fprintf(stderr, "rfarm: job %s %s: %s\n", j->id, j->state,
+                    j->error[0] ? j->error : "(no reason recorded)");
+            rc = EXIT_FAILED;
+        }
+        rfarm__client_reply__free_unpacked(r, NULL);
+        if (rc >= 0)
+            return rc;
+        if (deadline && rf_mono_ms() >= deadline) {
+            fprintf(stderr, "rfarm wait: job %s not finished after %.0f s\n", job, timeout_s);
+            return EXIT_TIMEOUT;
+        }
+        rf_sleep_ms(200);
+    }
+}
+
+int main(int argc, char **argv) {
+    cli c = {.endpoint = getenv("RFARM_ENDPOINT")};
+    if (!c.endpoint || !*c.endpoint)
+        c.endpoint = "tcp://127.0.0.1:5556";
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--endpoint") == 0 && i + 1 < argc) {
+            c.endpoint = argv[++i];
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "rfarm: unknown option '%s'\n", argv[i]);
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[i++];
+    int (*fn)(cli *, int, char **) = NULL;
+    if (strcmp(cmd, "submit") == 0)
+        fn = cmd_submit;
+    else if (strcmp(cmd, "status") == 0)
+        fn = cmd_status;
+    else if (strcmp(cmd, "wait") == 0)
+        fn = cmd_wait;
+    if (!fn) {
+        fprintf(stderr, "rfarm: unknown command '%s'\n", cmd);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    c.zctx = zmq_ctx_new();
+    int rc = fn(&c, argc - i, argv + i);
+    zmq_ctx_term(c.zctx);
+    return rc;
+}

@@ -1,0 +1,123 @@
+/* rfarm-coordinator — command line and signals; everything else is coord.c. */
+#include <getopt.h>
+#include <libavutil/log.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coord.h"
+#include "rf_util.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: rfarm-coordinator [options]\n"
+            "  --worker-bind EP     endpoint workers connect to (default tcp://127.0.0.1:5555)\n"
+            "  --client-bind EP     endpoint the rfarm CLI talks to (default tcp://127.0.0.1:5556)\n"
+            "  --redis ADDR         host:port or unix:/path (default 127.0.0.1:6379)\n"
+            "  --prefix P           Redis key prefix (default rfarm:)\n"
+            "  --spool DIR          where finished segments wait to be stitched (default ./rfarm-spool)\n"
+            "  --stitch-threads N   stitching/encoding threads (default 2)\n"
+            "  --kernels K          auto | c | cuda (default auto)\n"
+            "  --lease-ms MS        a worker silent this long is declared lost (default 5000)\n"
+            "  --max-attempts N     tries per segment before its job fails (default 3)\n"
+            "Environment RFARM_DEBUG=1 adds debug lines to the log.\n");
+}
+
+static int parse_uint(const char *opt, const char *s, unsigned lo, unsigned hi, unsigned *out) {
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < lo || v > hi) {
+        fprintf(stderr, "rfarm-coordinator: %s: must be an integer between %u and %u (got '%s')\n",
+                opt, lo, hi, s);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    coord_config cfg = {
+        .worker_bind = "tcp://127.0.0.1:5555",
+        .client_bind = "tcp://127.0.0.1:5556",
+        .redis = "127.0.0.1:6379",
+        .prefix = "rfarm:",
+        .spool = "./rfarm-spool",
+        .stitch_threads = 2,
+        .kernels = KN_AUTO,
+        .heartbeat_ms = 1000,
+        .lease_ms = 5000,
+        .max_attempts = 3,
+    };
+    static const struct option opts[] = {
+        {"worker-bind", required_argument, 0, 'w'}, {"client-bind", required_argument, 0, 'c'},
+        {"redis", required_argument, 0, 'r'},       {"prefix", required_argument, 0, 'p'},
+        {"spool", required_argument, 0, 's'},       {"stitch-threads", required_argument, 0, 't'},
+        {"kernels", required_argument, 0, 'k'},     {"lease-ms", required_argument, 0, 'l'},
+        {"max-attempts", required_argument, 0, 'a'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'w': cfg.worker_bind = optarg; break;
+        case 'c': cfg.client_bind = optarg; break;
+        case 'r': cfg.redis = optarg; break;
+        case 'p': cfg.prefix = optarg; break;
+        case 's': cfg.spool = optarg; break;
+        case 't':
+            if (parse_uint("--stitch-threads", optarg, 1, 64, &cfg.stitch_threads) != 0)
+                return 2;
+            break;
+        case 'k':
+            if (kn_pref_parse(optarg, &cfg.kernels) != 0) {
+                fprintf(stderr, "rfarm-coordinator: --kernels: must be auto, c or cuda\n");
+                return 2;
+            }
+            break;
+        case 'l':
+            if (parse_uint("--lease-ms", optarg, 100, 3600000, &cfg.lease_ms) != 0)
+                return 2;
+            break;
+        case 'a':
+            if (parse_uint("--max-attempts", optarg, 1, 100, &cfg.max_attempts) != 0)
+                return 2;
+            break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "rfarm-coordinator: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (cfg.heartbeat_ms * 2 > cfg.lease_ms)
+        cfg.heartbeat_ms = cfg.lease_ms / 3 ? cfg.lease_ms / 3 : 1;
+    av_log_set_level(AV_LOG_ERROR);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[1024];
+    coord *c;
+    if (coord_new(&cfg, &c, err, sizeof err) != 0) {
+        rf_error("coordinator", "cannot start: %s", err);
+        return 1;
+    }
+    int rc = coord_run(c, &stop_requested);
+    coord_free(c);
+    rf_info("coordinator", "coordinator stopped");
+    return rc == 0 ? 0 : 1;
+}

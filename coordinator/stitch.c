@@ -1,0 +1,434 @@
+/* stitch — ordered, bounded-memory stitching on a thread pool.
+ * See stitch.h for the design.
+ *
+ * Concurrency: a job is worked on by at most one thread at a time. A job is
+ * "queued" when new segments became ready while no thread held it; a
+ * thread that finishes a pass re-checks, so a segment marked ready during a
+ * pass is never missed. All job fields written by both sides (ready flags,
+ * queued, busy, cancelled) are guarded by the pool mutex; everything else
+ * belongs to the thread holding the job.
+ */
+#include "stitch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "blend.h"
+#include "encoder.h"
+#include "rf_util.h"
+
+struct stitch_job {
+    stitch_pool *pool;
+    rf_spec spec; /* copy; prompt/params pointers not used */
+    plan *plan;
+    char spool_dir[RF_PATH_MAX];
+    char partial[RF_PATH_MAX + 16];
+    size_t frame_bytes;
+
+    /* guarded by pool->mu */
+    unsigned char *ready; /* per segment */
+    int queued, busy, cancelled, finished;
+    stitch_job *next_q;
+
+    /* owned by the thread holding the job */
+    uint32_t next_frame;
+    enc *enc;
+    int *fds; /* per segment, -1 when closed */
+    uint8_t **bufs; /* max_cover source buffers */
+    uint8_t *out;
+    uint32_t *q16;
+    size_t closed_upto; /* segments below this are finished with */
+};
+
+struct stitch_pool {
+    void *zctx;
+    char endpoint[256];
+    kn_ctx *kn;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;      /* work queued or stopping */
+    pthread_cond_t idle_cv; /* a job stopped being busy */
+    stitch_job *q_head, *q_tail;
+    int stopping;
+    unsigned nthreads;
+    pthread_t *threads;
+};
+
+int stitch_spool_path(const char *spool_dir, uint32_t k, char *buf, size_t len) {
+    return rf_fmt(buf, len, "%s/seg-%06u.yuv", spool_dir, k);
+}
+
+static void send_event(void *push, const stitch_job *sj, stitch_kind kind, uint64_t bytes,
+                       const char *msg) {
+    stitch_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.kind = kind;
+    snprintf(ev.job, sizeof ev.job, "%s", sj->spec.id);
+    ev.frames = sj->next_frame;
+    ev.bytes = bytes;
+    if (msg)
+        snprintf(ev.msg, sizeof ev.msg, "%s", msg);
+    zmq_send(push, &ev, sizeof ev, 0);
+}
+
+static void release_buffers(stitch_job *sj) {
+    if (sj->fds) {
+        for (size_t k = 0; k < sj->plan->n; k++)
+            if (sj->fds[k] >= 0)
+                close(sj->fds[k]);
+        free(sj->fds);
+        sj->fds = NULL;
+    }
+    if (sj->bufs) {
+        for (uint32_t i = 0; i < sj->plan->max_cover; i++)
+            free(sj->bufs[i]);
+        free(sj->bufs);
+        sj->bufs = NULL;
+    }
+    free(sj->out);
+    sj->out = NULL;
+    free(sj->q16);
+    sj->q16 = NULL;
+}
+
+static int alloc_buffers(stitch_job *sj, char *err, size_t errlen) {
+    uint32_t mc = sj->plan->max_cover;
+    sj->fds = malloc(sj->plan->n * sizeof *sj->fds);
+    sj->bufs = calloc(mc, sizeof *sj->bufs);
+    sj->out = malloc(sj->frame_bytes);
+    sj->q16 = malloc(mc * sizeof *sj->q16);
+    if (!sj->fds || !sj->bufs || !sj->out || !sj->q16)
+        goto oom;
+    for (size_t k = 0; k < sj->plan->n; k++)
+        sj->fds[k] = -1;
+    for (uint32_t i = 0; i < mc; i++)
+        if (!(sj->bufs[i] = malloc(sj->frame_bytes)))
+            goto oom;
+    return 0;
+oom:
+    snprintf(err, errlen, "stitch: out of memory for %u frame buffers of %zu bytes", mc + 1,
+             sj->frame_bytes);
+    return -1;
+}
+
+static int read_frame(stitch_job *sj, size_t k, uint32_t f, uint8_t *buf, char *err, size_t errlen) {
+    if (sj->fds[k] < 0) {
+        char path[RF_PATH_MAX + 32];
+        stitch_spool_path(sj->spool_dir, (uint32_t)k, path, sizeof path);
+        sj->fds[k] = open(path, O_RDONLY | O_CLOEXEC);
+        if (sj->fds[k] < 0) {
+            snprintf(err, errlen, "stitch: cannot open segment %zu spool file %s: %s", k, path,
+                     strerror(errno));
+            return -1;
+        }
+    }
+    off_t off = (off_t)(f - sj->plan->seg[k].first) * (off_t)sj->frame_bytes;
+    size_t got = 0;
+    while (got < sj->frame_bytes) {
+        ssize_t r = pread(sj->fds[k], buf + got, sj->frame_bytes - got, off + (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            snprintf(err, errlen, "stitch: segment %zu spool file is short at frame %u (%s)", k, f,
+                     r < 0 ? strerror(errno) : "end of file");
+            return -1;
+        }
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* Close and delete spool files of segments that no unemitted frame needs. */
+static void retire_segments(stitch_job *sj) {
+    while (sj->closed_upto < sj->plan->n) {
+        const plan_segment *s = &sj->plan->seg[sj->closed_upto];
+        if (s->first + s->frames > sj->next_frame)
+            break;
+        if (sj->fds[sj->closed_upto] >= 0)
+            close(sj->fds[sj->closed_upto]);
+        sj->fds[sj->closed_upto] = -1;
+        char path[RF_PATH_MAX + 32];
+        stitch_spool_path(sj->spool_dir, (uint32_t)sj->closed_upto, path, sizeof path);
+        unlink(path);
+        sj->closed_upto++;
+    }
+}
+
+static int frame_ready(stitch_pool *pool, stitch_job *sj, uint32_t f, size_t *lo, size_t *hi) {
+    plan_cover(sj->plan, f, lo, hi);
+    pthread_mutex_lock(&pool->mu);
+    int ok = !sj->cancelled;
+    for (size_t k = *lo; ok && k <= *hi; k++)
+        ok = sj->ready[k];
+    pthread_mutex_unlock(&pool->mu);
+    return ok;
+}
+
+/* Emit every frame that can be emitted now. Returns 1 when the job is
+ * complete, 0 when it waits for more segments, -1 on failure (err set). */
+static int stitch_pass(stitch_pool *pool, stitch_job *sj, void *push, char *err, size_t errlen) {
+    if (!sj->fds && alloc_buffers(sj, err, errlen) != 0)
+        return -1;
+    uint32_t last_report = sj->next_frame;
+    while (sj->next_frame < sj->plan->frames) {
+        uint32_t f = sj->next_frame;
+        size_t lo, hi;
+        if (!frame_ready(pool, sj, f, &lo, &hi))
+            break;
+        if (!sj->enc) {
+            enc_opts eo = {
+                .path = sj->partial,
+                .container = sj->spec.container,
+                .codec = sj->spec.codec,
+                .width = sj->spec.width,
+                .height = sj->spec.height,
+                .fps_num = sj->spec.fps_num,
+                .fps_den = sj->spec.fps_den,
+                .quality = sj->spec.quality,
+                .preset = sj->spec.preset,
+                .threads = 0,
+            };
+            if (enc_open(&eo, &sj->enc, err, errlen) != 0)
+                return -1;
+        }
+        const uint8_t *frame;
+        if (lo == hi) {
+            if (read_frame(sj, lo, f, sj->bufs[0], err, errlen) != 0)
+                return -1;
+            frame = sj->bufs[0];
+        } else {
+            size_t n0;
+            size_t n = plan_weights(sj->plan, f, &n0, NULL, sj->q16);
+            for (size_t i = 0; i < n; i++)
+                if (read_frame(sj, lo + i, f, sj->bufs[i], err, errlen) != 0)
+                    return -1;
+            if (kn_blend_u8(pool->kn, (const uint8_t *const *)sj->bufs, sj->q16, (unsigned)n,
+                            sj->out, sj->frame_bytes, err, errlen) != 0)
+                return -1;
+            frame = sj->out;
+        }
+        if (enc_write(sj->enc, frame, err, errlen) != 0)
+            return -1;
+        sj->next_frame++;
+        retire_segments(sj);
+        /* Report every 64 frames and whenever a pass runs dry, so progress
+         * moves smoothly without an event per frame. */
+        if (sj->next_frame - last_report >= 64) {
+            send_event(push, sj, STITCH_PROGRESS, 0, NULL);
+            last_report = sj->next_frame;
+        }
+    }
+    if (sj->next_frame < sj->plan->frames) {
+        if (sj->next_frame != last_report)
+            send_event(push, sj, STITCH_PROGRESS, 0, NULL);
+        return 0;
+    }
+    int rc = enc_close(sj->enc, err, errlen);
+    sj->enc = NULL;
+    if (rc != 0) {
+        unlink(sj->partial);
+        return -1;
+    }
+    if (rename(sj->partial, sj->spec.output_path) != 0) {
+        snprintf(err, errlen, "stitch: cannot move %s to %s: %s", sj->partial,
+                 sj->spec.output_path, strerror(errno));
+        unlink(sj->partial);
+        return -1;
+    }
+    return 1;
+}
+
+static void *stitch_thread(void *arg) {
+    stitch_pool *pool = arg;
+    void *push = zmq_socket(pool->zctx, ZMQ_PUSH);
+    int linger = 1000;
+    zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_connect(push, pool->endpoint);
+    pthread_mutex_lock(&pool->mu);
+    for (;;) {
+        while (!pool->stopping && !pool->q_head)
+            pthread_cond_wait(&pool->cv, &pool->mu);
+        if (pool->stopping)
+            break;
+        stitch_job *sj = pool->q_head;
+        pool->q_head = sj->next_q;
+        if (!pool->q_head)
+            pool->q_tail = NULL;
+        sj->next_q = NULL;
+        sj->queued = 0;
+        sj->busy = 1;
+        pthread_mutex_unlock(&pool->mu);
+
+        char err[512] = "";
+        int rc = stitch_pass(pool, sj, push, err, sizeof err);
+        if (rc != 0) {
+            if (rc < 0 && sj->enc) {
+                enc_abort(sj->enc);
+                sj->enc = NULL;
+            }
+            release_buffers(sj);
+            struct stat st;
+            uint64_t bytes = rc > 0 && stat(sj->spec.output_path, &st) == 0 ? (uint64_t)st.st_size : 0;
+            send_event(push, sj, rc > 0 ? STITCH_DONE : STITCH_FAILED, bytes, rc > 0 ? NULL : err);
+        }
+
+        pthread_mutex_lock(&pool->mu);
+        sj->busy = 0;
+        if (rc != 0)
+            sj->finished = 1;
+        pthread_cond_broadcast(&pool->idle_cv);
+    }
+    pthread_mutex_unlock(&pool->mu);
+    zmq_close(push);
+    return NULL;
+}
+
+int stitch_pool_new(void *zctx, const char *event_endpoint, unsigned threads, kn_pref pref,
+                    stitch_pool **out, char *err, size_t errlen) {
+    *out = NULL;
+    stitch_pool *pool = calloc(1, sizeof *pool);
+    if (!pool) {
+        snprintf(err, errlen, "stitch: out of memory");
+        return -1;
+    }
+    pool->zctx = zctx;
+    snprintf(pool->endpoint, sizeof pool->endpoint, "%s", event_endpoint);
+    if (kn_new(pref, &pool->kn, err, errlen) != 0) {
+        free(pool);
+        return -1;
+    }
+    pthread_mutex_init(&pool->mu, NULL);
+    pthread_cond_init(&pool->cv, NULL);
+    pthread_cond_init(&pool->idle_cv, NULL);
+    if (threads == 0)
+        threads = 1;
+    pool->threads = calloc(threads, sizeof *pool->threads);
+    if (!pool->threads) {
+        snprintf(err, errlen, "stitch: out of memory");
+        stitch_pool_free(pool);
+        return -1;
+    }
+    for (unsigned i = 0; i < threads; i++) {
+        if (pthread_create(&pool->threads[i], NULL, stitch_thread, pool) != 0) {
+            snprintf(err, errlen, "stitch: cannot start thread %u: %s", i, strerror(errno));
+            stitch_pool_free(pool);
+            return -1;
+        }
+        pool->nthreads++;
+    }
+    *out = pool;
+    return 0;
+}
+
+void stitch_pool_free(stitch_pool *pool) {
+    if (!pool)
+        return;
+    pthread_mutex_lock(&pool->mu);
+    pool->stopping = 1;
+    pthread_cond_broadcast(&pool->cv);
+    pthread_mutex_unlock(&pool->mu);
+    for (unsigned i = 0; i < pool->nthreads; i++)
+        pthread_join(pool->threads[i], NULL);
+    free(pool->threads);
+    pthread_mutex_destroy(&pool->mu);
+    pthread_cond_destroy(&pool->cv);
+    pthread_cond_destroy(&pool->idle_cv);
+    kn_free(pool->kn);
+    free(pool);
+}
+
+const char *stitch_pool_backend(const stitch_pool *pool) { return kn_backend(pool->kn); }
+const char *stitch_pool_backend_reason(const stitch_pool *pool) { return kn_reason(pool->kn); }
+
+int stitch_job_new(stitch_pool *pool, const rf_spec *spec, const plan *p, const char *spool_dir,
+                   stitch_job **out, char *err, size_t errlen) {
+    *out = NULL;
+    stitch_job *sj = calloc(1, sizeof *sj);
+    if (!sj) {
+        snprintf(err, errlen, "stitch: out of memory");
+        return -1;
+    }
+    sj->pool = pool;
+    sj->spec = *spec;
+    sj->spec.prompt = NULL;
+    sj->spec.params_json = NULL;
+    sj->frame_bytes = rf_i420_bytes(spec->width, spec->height);
+    if (rf_fmt(sj->spool_dir, sizeof sj->spool_dir, "%s", spool_dir) != 0 ||
+        rf_fmt(sj->partial, sizeof sj->partial, "%s.partial", spec->output_path) != 0) {
+        snprintf(err, errlen, "stitch: spool or output path too long");
+        free(sj);
+        return -1;
+    }
+    if (plan_new(p->frames, p->seg_len, p->overlap, p->curve, &sj->plan, err, errlen) != 0) {
+        free(sj);
+        return -1;
+    }
+    sj->ready = calloc(sj->plan->n, 1);
+    if (!sj->ready) {
+        snprintf(err, errlen, "stitch: out of memory");
+        plan_free(sj->plan);
+        free(sj);
+        return -1;
+    }
+    *out = sj;
+    return 0;
+}
+
+void stitch_job_ready(stitch_job *sj, uint32_t k) {
+    stitch_pool *pool = sj->pool;
+    pthread_mutex_lock(&pool->mu);
+    if (k < sj->plan->n)
+        sj->ready[k] = 1;
+    if (!sj->queued && !sj->finished && !sj->cancelled) {
+        /* Queue even when busy: the thread re-takes it after its pass and
+         * sees the new segment. */
+        sj->queued = 1;
+        sj->next_q = NULL;
+        if (pool->q_tail)
+            pool->q_tail->next_q = sj;
+        else
+            pool->q_head = sj;
+        pool->q_tail = sj;
+        pthread_cond_signal(&pool->cv);
+    }
+    pthread_mutex_unlock(&pool->mu);
+}
+
+void stitch_job_free(stitch_job *sj) {
+    if (!sj)
+        return;
+    stitch_pool *pool = sj->pool;
+    pthread_mutex_lock(&pool->mu);
+    sj->cancelled = 1;
+    if (sj->queued) {
+        stitch_job **pp = &pool->q_head;
+        stitch_job *prev = NULL;
+        while (*pp && *pp != sj) {
+            prev = *pp;
+            pp = &(*pp)->next_q;
+        }
+        if (*pp) {
+            *pp = sj->next_q;
+            if (pool->q_tail == sj)
+                pool->q_tail = prev;
+        }
+        sj->queued = 0;
+    }
+    while (sj->busy)
+        pthread_cond_wait(&pool->idle_cv, &pool->mu);
+    pthread_mutex_unlock(&pool->mu);
+    if (sj->enc) {
+        enc_abort(sj->enc);
+        sj->enc = NULL;
+    }
+    release_buffers(sj);
+    free(sj->ready);
+    plan_free(sj->plan);
+    free(sj);
+}

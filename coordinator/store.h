@@ -1,0 +1,82 @@
+/* store — job, segment and worker state in Redis: the farm's source of
+ * truth (the coordinator's memory is a cache of it) and what dashboards and
+ * operators' scripts read. Every key starts with a configurable prefix; the
+ * layout is documented in README.md ("State in Redis") and must stay in
+ * step with this file:
+ *
+ *   <p>job:<id>            hash  id state engine spec frames segments
+ *                                segments_done frames_stitched output error
+ *                                priority created_ms started_ms finished_ms
+ *                                output_bytes
+ *   <p>job:<id>:seg:<k>    hash  state attempt worker first frames
+ *                                started_ms finished_ms render_ms error
+ *   <p>jobs                zset  job ids scored by created_ms
+ *   <p>jobs:active         set   ids of jobs not yet finished
+ *   <p>worker:<id>         hash  id engines gpus capacity compute hostname pid
+ *                                state last_seen_ms segments_done
+ *   <p>workers             set   worker ids ever seen
+ *   <p>events              stream (capped) type job seg worker msg
+ *
+ * The connection is synchronous (hiredis); a command that fails because the
+ * connection broke reconnects once and retries, so a Redis restart costs a
+ * failed write at most, never a crashed coordinator.
+ */
+#ifndef STORE_H
+#define STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rf_spec.h"
+
+typedef struct store store;
+
+typedef struct store_opts {
+    const char *addr;   /* "host:port" or "unix:/path/to/socket" */
+    const char *prefix; /* e.g. "rfarm:" */
+    unsigned events_max; /* events stream cap; 0: 10000 */
+} store_opts;
+
+int store_new(const store_opts *opts, store **out, char *err, size_t errlen);
+void store_free(store *s);
+
+/* Record a new job (state queued) and its segments. Fails if a job with
+ * that id already exists ("id: job 'x' already exists"). */
+int store_job_create(store *s, const rf_spec *spec, uint32_t nseg, const uint32_t *seg_first,
+                     const uint32_t *seg_frames, char *err, size_t errlen);
+
+/* Set a job's state; error may be NULL. Terminal states (done, failed,
+ * cancelled) also set finished_ms and leave jobs:active. */
+int store_job_state(store *s, const char *job, const char *state, const char *error);
+int store_job_progress(store *s, const char *job, uint32_t segments_done, uint32_t frames_stitched);
+int store_job_output(store *s, const char *job, const char *path, uint64_t bytes);
+
+int store_seg_state(store *s, const char *job, uint32_t seg, const char *state, uint32_t attempt,
+                    const char *worker, const char *error, uint64_t render_ms);
+
+typedef struct store_worker {
+    const char *id, *engines, *compute, *hostname, *state;
+    uint32_t gpus, capacity, pid;
+} store_worker;
+int store_worker_hello(store *s, const store_worker *w);
+int store_worker_seen(store *s, const char *id, const char *state, uint32_t segments_done);
+
+/* Append an event (type, job, seg, worker, msg; NULLs omitted). */
+int store_event(store *s, const char *type, const char *job, int seg, const char *worker,
+                const char *msg);
+
+/* A job's record as field/value pairs, for status replies. The callback
+ * sees each field; returns 0 when the job exists, 1 when it does not, -1 on
+ * error. */
+int store_job_read(store *s, const char *job,
+                   void (*field)(void *ctx, const char *name, const char *value), void *ctx,
+                   char *err, size_t errlen);
+
+/* The ids of the most recent `max` jobs, newest first. Fills ids (each
+ * RF_ID_MAX+1 bytes) and returns how many, or -1. */
+int store_recent_jobs(store *s, size_t max, char (*ids)[RF_ID_MAX + 1], char *err, size_t errlen);
+
+/* Last Redis error, for logs. */
+const char *store_last_error(const store *s);
+
+#endif

@@ -1,0 +1,224 @@
+/* Stitcher: frames come out once each, in order, blended with the
+ * planner's weights, whatever order segments become ready in; spool files
+ * are removed as they are used; failures and cancellations leave no output
+ * behind. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include <cmocka.h>
+
+#include "blend.h"
+#include "planner.h"
+#include "rf_util.h"
+#include "rf_y4m.h"
+#include "stitch.h"
+
+#define EP "inproc://test-stitch-events"
+
+typedef struct fixture {
+    char dir[64];
+    char spool[128];
+    void *zctx, *pull;
+    stitch_pool *pool;
+} fixture;
+
+static int setup(void **state) {
+    fixture *fx = calloc(1, sizeof *fx);
+    snprintf(fx->dir, sizeof fx->dir, "/tmp/rfarm-test-stitch-XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    snprintf(fx->spool, sizeof fx->spool, "%s/spool", fx->dir);
+    assert_int_equal(rf_mkdirs(fx->spool, 0755), 0);
+    fx->zctx = zmq_ctx_new();
+    fx->pull = zmq_socket(fx->zctx, ZMQ_PULL);
+    assert_int_equal(zmq_bind(fx->pull, EP), 0);
+    char err[256];
+    assert_int_equal(stitch_pool_new(fx->zctx, EP, 2, KN_C, &fx->pool, err, sizeof err), 0);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *fx = *state;
+    stitch_pool_free(fx->pool);
+    zmq_close(fx->pull);
+    zmq_ctx_term(fx->zctx);
+    rf_rmtree(fx->dir);
+    free(fx);
+    return 0;
+}
+
+static rf_spec make_spec(const fixture *fx, const char *id, uint32_t frames, uint32_t len,
+                         uint32_t overlap) {
+    rf_spec s;
+    memset(&s, 0, sizeof s);
+    snprintf(s.id, sizeof s.id, "%s", id);
+    snprintf(s.engine, sizeof s.engine, "synthetic");
+    s.width = 32;
+    s.height = 16;
+    s.fps_num = 24;
+    s.fps_den = 1;
+    s.frames = frames;
+    s.segment_frames = len;
+    s.overlap_frames = overlap;
+    s.blend = RF_BLEND_LINEAR;
+    snprintf(s.output_path, sizeof s.output_path, "%s/%s.y4m", fx->dir, id);
+    s.container = RF_CONTAINER_Y4M;
+    s.codec = RF_CODEC_RAWVIDEO;
+    return s;
+}
+
+/* Pixel value segment k renders for frame f: segments disagree. */
+static uint8_t value(uint32_t k, uint32_t f) { return (uint8_t)((f * 2 + k * 37) % 251); }
+
+static void write_segment(const char *spool, const plan *p, uint32_t k, size_t fb) {
+    char path[256];
+    stitch_spool_path(spool, k, path, sizeof path);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    uint8_t *buf = malloc(fb);
+    for (uint32_t i = 0; i < p->seg[k].frames; i++) {
+        memset(buf, value(k, p->seg[k].first + i), fb);
+        assert_int_equal(fwrite(buf, 1, fb, f), fb);
+    }
+    free(buf);
+    fclose(f);
+}
+
+static stitch_event wait_final(fixture *fx, const char *job, int timeout_ms) {
+    stitch_event ev;
+    uint64_t end = rf_mono_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        zmq_pollitem_t it = {fx->pull, 0, ZMQ_POLLIN, 0};
+        int left = (int)(end - rf_mono_ms());
+        assert_true(left > 0);
+        if (zmq_poll(&it, 1, left) <= 0)
+            continue;
+        assert_int_equal(zmq_recv(fx->pull, &ev, sizeof ev, 0), (int)sizeof ev);
+        assert_string_equal(ev.job, job);
+        if (ev.kind != STITCH_PROGRESS)
+            return ev;
+    }
+}
+
+static ssize_t file_read(void *ctx, void *buf, size_t n, char *err, size_t errlen) {
+    (void)err;
+    (void)errlen;
+    return (ssize_t)fread(buf, 1, n, (FILE *)ctx);
+}
+
+static void test_blends_in_order_whatever_the_ready_order(void **state) {
+    fixture *fx = *state;
+    rf_spec spec = make_spec(fx, "order", 100, 20, 5);
+    plan *p;
+    char err[512];
+    assert_int_equal(plan_new(100, 20, 5, RF_BLEND_LINEAR, &p, err, sizeof err), 0);
+    size_t fb = rf_i420_bytes(32, 16);
+    stitch_job *sj;
+    assert_int_equal(stitch_job_new(fx->pool, &spec, p, fx->spool, &sj, err, sizeof err), 0);
+    /* Last segment first: nothing can be emitted until segment 0 is in. */
+    for (uint32_t k = (uint32_t)p->n; k-- > 1;) {
+        write_segment(fx->spool, p, k, fb);
+        stitch_job_ready(sj, k);
+    }
+    zmq_pollitem_t it = {fx->pull, 0, ZMQ_POLLIN, 0};
+    assert_int_equal(zmq_poll(&it, 1, 200), 0);
+    write_segment(fx->spool, p, 0, fb);
+    stitch_job_ready(sj, 0);
+    stitch_event ev = wait_final(fx, "order", 10000);
+    assert_int_equal(ev.kind, STITCH_DONE);
+    assert_int_equal(ev.frames, 100);
+    assert_true(ev.bytes > 100 * fb);
+
+    /* The video holds each frame once, in order, blended as planned. */
+    FILE *f = fopen(spec.output_path, "rb");
+    assert_non_null(f);
+    rf_y4m_reader *r;
+    assert_int_equal(rf_y4m_reader_new(file_read, f, &r, err, sizeof err), 0);
+    uint8_t *buf = malloc(fb);
+    uint32_t q[8];
+    for (uint32_t fr = 0; fr < 100; fr++) {
+        assert_int_equal(rf_y4m_read_frame(r, buf, fb, err, sizeof err), 1);
+        size_t lo;
+        size_t n = plan_weights(p, fr, &lo, NULL, q);
+        uint32_t acc = 32768;
+        for (size_t i = 0; i < n; i++)
+            acc += q[i] * value((uint32_t)(lo + i), fr);
+        assert_int_equal(buf[0], acc >> 16);
+        assert_int_equal(buf[fb - 1], acc >> 16);
+    }
+    assert_int_equal(rf_y4m_read_frame(r, buf, fb, err, sizeof err), 0);
+    free(buf);
+    rf_y4m_reader_free(r);
+    fclose(f);
+
+    /* Spool files are gone and no partial output remains. */
+    for (uint32_t k = 0; k < p->n; k++) {
+        char path[256];
+        stitch_spool_path(fx->spool, k, path, sizeof path);
+        assert_int_equal(access(path, F_OK), -1);
+    }
+    char partial[600];
+    snprintf(partial, sizeof partial, "%s.partial", spec.output_path);
+    assert_int_equal(access(partial, F_OK), -1);
+    stitch_job_free(sj);
+    plan_free(p);
+}
+
+static void test_missing_spool_file_fails_cleanly(void **state) {
+    fixture *fx = *state;
+    rf_spec spec = make_spec(fx, "missing", 30, 20, 5);
+    plan *p;
+    char err[512];
+    assert_int_equal(plan_new(30, 20, 5, RF_BLEND_LINEAR, &p, err, sizeof err), 0);
+    stitch_job *sj;
+    assert_int_equal(stitch_job_new(fx->pool, &spec, p, fx->spool, &sj, err, sizeof err), 0);
+    write_segment(fx->spool, p, 0, rf_i420_bytes(32, 16));
+    stitch_job_ready(sj, 0);
+    stitch_job_ready(sj, 1); /* said ready, but its file is not there */
+    stitch_event ev = wait_final(fx, "missing", 10000);
+    assert_int_equal(ev.kind, STITCH_FAILED);
+    assert_non_null(strstr(ev.msg, "segment 1"));
+    assert_int_equal(access(spec.output_path, F_OK), -1);
+    char partial[600];
+    snprintf(partial, sizeof partial, "%s.partial", spec.output_path);
+    assert_int_equal(access(partial, F_OK), -1);
+    stitch_job_free(sj);
+    plan_free(p);
+}
+
+static void test_free_midway_leaves_nothing(void **state) {
+    fixture *fx = *state;
+    rf_spec spec = make_spec(fx, "midway", 60, 20, 5);
+    plan *p;
+    char err[512];
+    assert_int_equal(plan_new(60, 20, 5, RF_BLEND_LINEAR, &p, err, sizeof err), 0);
+    stitch_job *sj;
+    assert_int_equal(stitch_job_new(fx->pool, &spec, p, fx->spool, &sj, err, sizeof err), 0);
+    write_segment(fx->spool, p, 0, rf_i420_bytes(32, 16));
+    stitch_job_ready(sj, 0);
+    rf_sleep_ms(200); /* the first frames are written to the partial file */
+    stitch_job_free(sj);
+    char partial[600];
+    snprintf(partial, sizeof partial, "%s.partial", spec.output_path);
+    assert_int_equal(access(partial, F_OK), -1);
+    assert_int_equal(access(spec.output_path, F_OK), -1);
+    plan_free(p);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_blends_in_order_whatever_the_ready_order, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_missing_spool_file_fails_cleanly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_midway_leaves_nothing, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

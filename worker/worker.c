@@ -1,0 +1,537 @@
+/* worker — the render worker's threads and its conversation with the
+ * coordinator. See worker.h for the design. */
+#include "worker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "engine.h"
+#include "rf_util.h"
+#include "rf_wire.h"
+#include "rfarm.pb-c.h"
+
+#define LOG "worker"
+#define MAX_SLOTS 64
+
+/* What travels from a render thread to the main thread: a tag part, then
+ * the WorkerMsg (and pixels) to forward as they are. */
+enum { TAG_FRAME = 'F', TAG_END = 'E' };
+
+typedef struct slot {
+    int in_use;
+    int finished; /* the thread sent its end message */
+    pthread_t thread;
+    atomic_int stop;
+    struct worker *w;
+    unsigned index;
+    /* the assignment (strings owned) */
+    char *job_id, *prompt, *engine, *params;
+    engine_segment seg;
+    uint64_t started_ms;
+} slot;
+
+struct worker {
+    worker_config cfg;
+    char id[65];
+    char engines[256];
+    char endpoint[64];
+    void *zctx, *dealer, *pull;
+    kn_ctx *kn;
+    unsigned heartbeat_ms;
+    slot slots[MAX_SLOTS];
+    unsigned busy;
+    uint64_t segments_done;
+};
+
+/* ---- render thread ---- */
+
+typedef struct render_ctx {
+    slot *s;
+    void *push;
+} render_ctx;
+
+static int send_tag(void *push, unsigned slot_index, char tag) {
+    unsigned char t[2] = {(unsigned char)slot_index, (unsigned char)tag};
+    return rf_wire_send_bytes(push, t, 2, 1);
+}
+
+static int on_frame(void *ctx, uint32_t abs_frame, const uint8_t *pixels, size_t len) {
+    render_ctx *rc = ctx;
+    slot *s = rc->s;
+    Rfarm__Frame f = RFARM__FRAME__INIT;
+    f.job_id = s->job_id;
+    f.segment = s->seg.segment;
+    f.attempt = s->seg.attempt;
+    f.frame = abs_frame;
+    Rfarm__WorkerMsg m = RFARM__WORKER_MSG__INIT;
+    m.body_case = RFARM__WORKER_MSG__BODY_FRAME;
+    m.frame = &f;
+    if (send_tag(rc->push, s->index, TAG_FRAME) != 0 || rf_wire_send_pb(rc->push, &m.base, 1) != 0 ||
+        rf_wire_send_bytes(rc->push, pixels, len, 0) != 0)
+        return -1;
+    return atomic_load(&s->stop) ? -1 : 0;
+}
+
+static void on_log(void *ctx, const char *line) {
+    render_ctx *rc = ctx;
+    rf_info(LOG, "engine output job=%s seg=%u line=\"%s\"", rc->s->job_id, rc->s->seg.segment, line);
+}
+
+static void *render_thread(void *arg) {
+    slot *s = arg;
+    worker *w = s->w;
+    render_ctx rc = {.s = s, .push = zmq_socket(w->zctx, ZMQ_PUSH)};
+    int hwm = 4; /* frames in flight between this thread and the main one */
+    zmq_setsockopt(rc.push, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    int linger = 0;
+    zmq_setsockopt(rc.push, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_connect(rc.push, w->endpoint);
+
+    engine_io io = {.frame = on_frame, .log = on_log, .ctx = &rc, .stop = &s->stop};
+    char err[2048] = "";
+    uint64_t t0 = rf_mono_ms();
+    int r = engine_render(s->engine, &s->seg, &io, err, sizeof err);
+    uint64_t ms = rf_mono_ms() - t0;
+
+    Rfarm__WorkerMsg m = RFARM__WORKER_MSG__INIT;
+    Rfarm__SegmentDone d = RFARM__SEGMENT_DONE__INIT;
+    Rfarm__SegmentFailed f = RFARM__SEGMENT_FAILED__INIT;
+    if (r == 0) {
+        d.job_id = s->job_id;
+        d.segment = s->seg.segment;
+        d.attempt = s->seg.attempt;
+        d.frames = s->seg.frames;
+        d.render_ms = ms;
+        m.body_case = RFARM__WORKER_MSG__BODY_DONE;
+        m.done = &d;
+    } else {
+        f.job_id = s->job_id;
+        f.segment = s->seg.segment;
+        f.attempt = s->seg.attempt;
+        f.error = err;
+        m.body_case = RFARM__WORKER_MSG__BODY_FAILED;
+        m.failed = &f;
+    }
+    send_tag(rc.push, s->index, TAG_END);
+    rf_wire_send_pb(rc.push, &m.base, 0);
+    zmq_close(rc.push);
+    return NULL;
+}
+
+/* ---- main thread ---- */
+
+static int send_msg(worker *w, Rfarm__WorkerMsg *m) {
+    if (rf_wire_send_pb(w->dealer, &m->base, 0) != 0) {
+        rf_warn(LOG, "send to coordinator failed error=\"%s\"", zmq_strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void send_credit(worker *w, unsigned n) {
+    if (n == 0)
+        return;
+    Rfarm__Credit c = RFARM__CREDIT__INIT;
+    c.n = n;
+    Rfarm__WorkerMsg m = RFARM__WORKER_MSG__INIT;
+    m.body_case = RFARM__WORKER_MSG__BODY_CREDIT;
+    m.credit = &c;
+    send_msg(w, &m);
+}
+
+static void send_hello(worker *w) {
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    char engines[256];
+    snprintf(engines, sizeof engines, "%s", w->engines);
+    char *list[32];
+    size_t n = 0;
+    for (char *save = NULL, *e = strtok_r(engines, ",", &save); e && n < 32;
+         e = strtok_r(NULL, ",", &save))
+        list[n++] = e;
+    Rfarm__Hello h = RFARM__HELLO__INIT;
+    h.worker_id = w->id;
+    h.n_engines = n;
+    h.engines = list;
+    h.gpus = (uint32_t)kn_gpu_count(w->kn);
+    h.capacity = w->cfg.capacity;
+    h.compute = (char *)kn_backend(w->kn);
+    h.hostname = host;
+    h.pid = (uint32_t)getpid();
+    Rfarm__WorkerMsg m = RFARM__WORKER_MSG__INIT;
+    m.body_case = RFARM__WORKER_MSG__BODY_HELLO;
+    m.hello = &h;
+    send_msg(w, &m);
+}
+
+static void send_failed(worker *w, const Rfarm__Assign *a, const char *why) {
+    Rfarm__SegmentFailed f = RFARM__SEGMENT_FAILED__INIT;
+    f.job_id = a->job_id;
+    f.segment = a->segment;
+    f.attempt = a->attempt;
+    f.error = (char *)why;
+    Rfarm__WorkerMsg m = RFARM__WORKER_MSG__INIT;
+    m.body_case = RFARM__WORKER_MSG__BODY_FAILED;
+    m.failed = &f;
+    send_msg(w, &m);
+}
+
+static void slot_clear(slot *s) {
+    free(s->job_id);
+    free(s->prompt);
+    free(s->engine);
+    free(s->params);
+    s->job_id = s->prompt = s->engine = s->params = NULL;
+    s->in_use = 0;
+    s->finished = 0;
+}
+
+static int has_engine(const worker *w, const char *engine) {
+    size_t el = strlen(engine);
+    for (const char *p = w->engines; *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == el && strncmp(p, engine, el) == 0)
+            return 1;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    return 0;
+}
+
+static void on_assign(worker *w, const Rfarm__Assign *a) {
+    slot *s = NULL;
+    for (unsigned i = 0; i < w->cfg.capacity; i++)
+        if (!w->slots[i].in_use) {
+            s = &w->slots[i];
+            break;
+        }
+    if (!s) {
+        send_failed(w, a, "worker has no free slot (more assignments than credit granted)");
+        return;
+    }
+    if (!has_engine(w, a->engine)) {
+        char why[128];
+        snprintf(why, sizeof why, "worker does not run engine '%s'", a->engine);
+        send_failed(w, a, why);
+        send_credit(w, 1);
+        return;
+    }
+    s->job_id = strdup(a->job_id);
+    s->prompt = strdup(a->prompt);
+    s->engine = strdup(a->engine);
+    s->params = strdup(a->params_json[0] ? a->params_json : "{}");
+    if (!s->job_id || !s->prompt || !s->engine || !s->params) {
+        slot_clear(s);
+        send_failed(w, a, "worker out of memory");
+        send_credit(w, 1);
+        return;
+    }
+    s->seg = (engine_segment){
+        .job_id = s->job_id,
+        .segment = a->segment,
+        .attempt = a->attempt,
+        .first_frame = a->first_frame,
+        .frames = a->frames,
+        .job_frames = a->job_frames,
+        .width = a->width,
+        .height = a->height,
+        .fps_num = a->fps_num,
+        .fps_den = a->fps_den,
+        .seed = a->seed,
+        .prompt = s->prompt,
+        .params_json = s->params,
+    };
+    atomic_store(&s->stop, 0);
+    s->in_use = 1;
+    s->finished = 0;
+    s->started_ms = rf_mono_ms();
+    if (pthread_create(&s->thread, NULL, render_thread, s) != 0) {
+        slot_clear(s);
+        send_failed(w, a, "worker cannot start a render thread");
+        send_credit(w, 1);
+        return;
+    }
+    w->busy++;
+    rf_info(LOG, "segment started job=%s seg=%u attempt=%u first=%u frames=%u engine=%s",
+            a->job_id, a->segment, a->attempt, a->first_frame, a->frames, a->engine);
+}
+
+static void on_coordinator_message(worker *w, int *welcomed) {
+    rf_parts p;
+    if (rf_wire_recv(w->dealer, &p, ZMQ_DONTWAIT) != 0)
+        return;
+    Rfarm__CoordMsg *m =
+        p.n >= 1 ? rfarm__coord_msg__unpack(NULL, rf_part_size(&p, 0), rf_part_data(&p, 0)) : NULL;
+    if (!m) {
+        rf_warn(LOG, "malformed message from coordinator");
+    } else if (m->body_case == RFARM__COORD_MSG__BODY_WELCOME) {
+        if (m->welcome->heartbeat_ms)
+            w->heartbeat_ms = m->welcome->heartbeat_ms;
+        if (m->welcome->hello_again) {
+            /* The coordinator lost track of us (it restarted): introduce
+             * ourselves again and re-grant the credit we have free. What we
+             * are rendering now it has re-queued; finish it anyway, its
+             * result will be recognised as stale. */
+            rf_info(LOG, "coordinator asked for hello again");
+            send_hello(w);
+            send_credit(w, w->cfg.capacity - w->busy);
+        } else if (!*welcomed) {
+            rf_info(LOG, "worker connected id=%s coordinator=%s", w->id, w->cfg.connect);
+        }
+        *welcomed = 1;
+    } else if (m->body_case == RFARM__COORD_MSG__BODY_ASSIGN) {
+        on_assign(w, m->assign);
+    }
+    if (m)
+        rfarm__coord_msg__free_unpacked(m, NULL);
+    rf_parts_close(&p);
+}
+
+/* Forward one message from a render thread. Returns 1 when it was the end
+ * of a segment (the slot can be reaped). */
+static int on_render_message(worker *w, int forward) {
+    rf_parts p;
+    if (rf_wire_recv(w->pull, &p, ZMQ_DONTWAIT) != 0)
+        return 0;
+    if (p.n < 2 || rf_part_size(&p, 0) != 2) {
+        rf_parts_close(&p);
+        return 0;
+    }
+    const unsigned char *tag = rf_part_data(&p, 0);
+    unsigned idx = tag[0];
+    int end = tag[1] == TAG_END;
+    if (end && idx < w->cfg.capacity) {
+        /* Read the outcome before the parts are handed to the socket. */
+        Rfarm__WorkerMsg *m =
+            rfarm__worker_msg__unpack(NULL, rf_part_size(&p, 1), rf_part_data(&p, 1));
+        if (m) {
+            if (m->body_case == RFARM__WORKER_MSG__BODY_DONE)
+                w->segments_done++;
+            rfarm__worker_msg__free_unpacked(m, NULL);
+        }
+        w->slots[idx].finished = 1;
+    }
+    if (forward) {
+        for (int i = 1; i < p.n; i++) {
+            zmq_msg_t out;
+            zmq_msg_init(&out);
+            zmq_msg_move(&out, &p.part[i]); /* hands the buffer over without a copy */
+            if (zmq_msg_send(&out, w->dealer, i + 1 < p.n ? ZMQ_SNDMORE : 0) < 0) {
+                zmq_msg_close(&out);
+                break;
+            }
+        }
+    }
+    rf_parts_close(&p);
+    return end;
+}
+
+static void reap(worker *w, int grant) {
+    for (unsigned i = 0; i < w->cfg.capacity; i++) {
+        slot *s = &w->slots[i];
+        if (!s->in_use || !s->finished)
+            continue;
+        pthread_join(s->thread, NULL);
+        rf_info(LOG, "segment finished job=%s seg=%u attempt=%u ms=%llu", s->job_id,
+                s->seg.segment, s->seg.attempt, (unsigned long long)(rf_mono_ms() - s->started_ms));
+        slot_clear(s);
+        w->busy--;
+        if (grant)
+            send_credit(w, 1);
+    }
+}
+
+int worker_run(worker *w, volatile sig_atomic_t *signals) {
+    rf_info(LOG, "worker ready id=%s coordinator=%s engines=%s capacity=%u compute=%s reason=\"%s\"",
+            w->id, w->cfg.connect, w->engines, w->cfg.capacity, kn_backend(w->kn), kn_reason(w->kn));
+    send_hello(w);
+    send_credit(w, w->cfg.capacity);
+    int welcomed = 0;
+    int draining = 0, abandoning = 0;
+    uint64_t drain_deadline = 0;
+    uint64_t next_beat = rf_mono_ms() + w->heartbeat_ms;
+    for (;;) {
+        if (*signals && !draining) {
+            draining = 1;
+            drain_deadline = rf_mono_ms() + w->cfg.drain_ms;
+            rf_info(LOG, "draining segments_in_hand=%u deadline_ms=%u", w->busy, w->cfg.drain_ms);
+        }
+        if (draining && !abandoning && (*signals > 1 || rf_mono_ms() >= drain_deadline)) {
+            abandoning = 1;
+            rf_warn(LOG, "handing back segments_in_hand=%u", w->busy);
+            for (unsigned i = 0; i < w->cfg.capacity; i++)
+                atomic_store(&w->slots[i].stop, 1);
+        }
+        if (draining && w->busy == 0)
+            break;
+
+        int dealer_ev = 0;
+        size_t sz = sizeof dealer_ev;
+        zmq_getsockopt(w->dealer, ZMQ_EVENTS, &dealer_ev, &sz);
+        zmq_pollitem_t items[2] = {
+            {w->dealer, 0, ZMQ_POLLIN, 0},
+            /* Take frames from render threads only while the coordinator
+             * socket can take them: that is the back-pressure. */
+            {w->pull, 0, (dealer_ev & ZMQ_POLLOUT) ? ZMQ_POLLIN : 0, 0},
+        };
+        int n = zmq_poll(items, 2, 100);
+        if (n < 0 && errno != EINTR) {
+            rf_error(LOG, "poll failed error=\"%s\"", zmq_strerror(errno));
+            break;
+        }
+        if (n > 0 && (items[0].revents & ZMQ_POLLIN))
+            on_coordinator_message(w, &welcomed);
+        if (n > 0 && (items[1].revents & ZMQ_POLLIN)) {
+            for (int i = 0; i < 32; i++) {
+                on_render_message(w, !abandoning);
+                int ev = 0;
+                sz = sizeof ev;
+                zmq_getsockopt(w->pull, ZMQ_EVENTS, &ev, &sz);
+                if (!(ev & ZMQ_POLLIN))
+                    break;
+                zmq_getsockopt(w->dealer, ZMQ_EVENTS, &ev, &sz);
+                if (!(ev & ZMQ_POLLOUT))
+                    break;
+            }
+            reap(w, !draining);
+        }
+        uint64_t now = rf_mono_ms();
+        if (now >= next_beat) {
+            Rfarm__Heartbeat hb = RFARM__HEARTBEAT__INIT;
+            hb.busy = w->busy;
+            Rfarm__WorkerMsg m = RFARM__WORKER_MSG__INIT;
+            m.body_case = RFARM__WORKER_MSG__BODY_HEARTBEAT;
+            m.heartbeat = &hb;
+            send_msg(w, &m);
+            next_beat = now + w->heartbeat_ms;
+        }
+    }
+    Rfarm__Bye bye = RFARM__BYE__INIT;
+    bye.reason = abandoning ? "worker stopped; segments in hand handed back" : "worker drained";
+    Rfarm__WorkerMsg m = RFARM__WORKER_MSG__INIT;
+    m.body_case = RFARM__WORKER_MSG__BODY_BYE;
+    m.bye = &bye;
+    send_msg(w, &m);
+    rf_info(LOG, "worker stopped id=%s segments_done=%llu", w->id,
+            (unsigned long long)w->segments_done);
+    return 0;
+}
+
+static int valid_id(const char *id) {
+    size_t n = strlen(id);
+    if (n == 0 || n > 64)
+        return 0;
+    for (const char *p = id; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '_' || *p == '-'))
+            return 0;
+    return 1;
+}
+
+int worker_new(const worker_config *cfg, worker **out, char *err, size_t errlen) {
+    *out = NULL;
+    if (!valid_id(cfg->id)) {
+        snprintf(err, errlen, "id: '%s' must be 1 to 64 characters of A-Z a-z 0-9 . _ -", cfg->id);
+        return -1;
+    }
+    if (cfg->capacity < 1 || cfg->capacity > MAX_SLOTS) {
+        snprintf(err, errlen, "capacity: must be between 1 and %d", MAX_SLOTS);
+        return -1;
+    }
+    worker *w = calloc(1, sizeof *w);
+    if (!w) {
+        snprintf(err, errlen, "worker: out of memory");
+        return -1;
+    }
+    w->cfg = *cfg;
+    snprintf(w->id, sizeof w->id, "%s", cfg->id);
+    w->heartbeat_ms = 1000;
+    /* Engines: the requested ones, each checked against this build's. */
+    const char *const *known = engine_names();
+    if (cfg->engines) {
+        char tmp[256];
+        snprintf(tmp, sizeof tmp, "%s", cfg->engines);
+        for (char *save = NULL, *e = strtok_r(tmp, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+            int ok = 0;
+            for (size_t i = 0; known[i]; i++)
+                ok |= strcmp(known[i], e) == 0;
+            if (!ok) {
+                snprintf(err, errlen, "engines: unknown engine '%s'", e);
+                free(w);
+                return -1;
+            }
+            size_t len = strlen(w->engines);
+            snprintf(w->engines + len, sizeof w->engines - len, "%s%s", len ? "," : "", e);
+        }
+    } else {
+        for (size_t i = 0; known[i]; i++) {
+            size_t len = strlen(w->engines);
+            snprintf(w->engines + len, sizeof w->engines - len, "%s%s", i ? "," : "", known[i]);
+        }
+    }
+    for (unsigned i = 0; i < MAX_SLOTS; i++) {
+        w->slots[i].w = w;
+        w->slots[i].index = i;
+    }
+    if (kn_new(cfg->kernels, &w->kn, err, errlen) != 0) {
+        free(w);
+        return -1;
+    }
+    snprintf(w->endpoint, sizeof w->endpoint, "inproc://worker-frames-%p", (void *)w);
+    w->zctx = zmq_ctx_new();
+    if (!w->zctx || !(w->dealer = rf_wire_socket(w->zctx, ZMQ_DEALER, 2000, err, errlen)) ||
+        !(w->pull = rf_wire_socket(w->zctx, ZMQ_PULL, 0, err, errlen))) {
+        worker_free(w);
+        return -1;
+    }
+    int hwm = 16;
+    zmq_setsockopt(w->dealer, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(w->pull, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(w->dealer, ZMQ_ROUTING_ID, w->id, strlen(w->id));
+    int ivl = 100, ivl_max = 2000;
+    zmq_setsockopt(w->dealer, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt(w->dealer, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
+    if (zmq_bind(w->pull, w->endpoint) != 0 || zmq_connect(w->dealer, cfg->connect) != 0) {
+        snprintf(err, errlen, "connect: cannot connect to %s: %s", cfg->connect,
+                 zmq_strerror(errno));
+        worker_free(w);
+        return -1;
+    }
+    *out = w;
+    return 0;
+}
+
+void worker_free(worker *w) {
+    if (!w)
+        return;
+    for (unsigned i = 0; i < MAX_SLOTS; i++) {
+        slot *s = &w->slots[i];
+        if (!s->in_use)
+            continue;
+        atomic_store(&s->stop, 1);
+        /* Drain its queue so a thread blocked on a full socket can finish. */
+        while (!s->finished) {
+            zmq_pollitem_t it = {w->pull, 0, ZMQ_POLLIN, 0};
+            if (zmq_poll(&it, 1, 100) > 0)
+                on_render_message(w, 0);
+        }
+        pthread_join(s->thread, NULL);
+        slot_clear(s);
+    }
+    if (w->dealer)
+        zmq_close(w->dealer);
+    if (w->pull)
+        zmq_close(w->pull);
+    if (w->zctx)
+        zmq_ctx_term(w->zctx);
+    kn_free(w->kn);
+    free(w);
+}
