@@ -244,6 +244,27 @@ static int stitch_pass(stitch_pool *pool, stitch_job *sj, void *push, char *err,
     return 1;
 }
 
+/* Unlink and return the first queued job no other thread is working on
+ * (pool->mu held). A job queued while busy waits for its thread to finish:
+ * an encoder must never be driven by two threads at once. */
+static stitch_job *take_idle_job(stitch_pool *pool) {
+    stitch_job *prev = NULL;
+    for (stitch_job *sj = pool->q_head; sj; prev = sj, sj = sj->next_q) {
+        if (sj->busy)
+            continue;
+        if (prev)
+            prev->next_q = sj->next_q;
+        else
+            pool->q_head = sj->next_q;
+        if (pool->q_tail == sj)
+            pool->q_tail = prev;
+        sj->next_q = NULL;
+        sj->queued = 0;
+        return sj;
+    }
+    return NULL;
+}
+
 static void *stitch_thread(void *arg) {
     stitch_pool *pool = arg;
     void *push = zmq_socket(pool->zctx, ZMQ_PUSH);
@@ -252,16 +273,11 @@ static void *stitch_thread(void *arg) {
     zmq_connect(push, pool->endpoint);
     pthread_mutex_lock(&pool->mu);
     for (;;) {
-        while (!pool->stopping && !pool->q_head)
+        stitch_job *sj = NULL;
+        while (!pool->stopping && !(sj = take_idle_job(pool)))
             pthread_cond_wait(&pool->cv, &pool->mu);
         if (pool->stopping)
             break;
-        stitch_job *sj = pool->q_head;
-        pool->q_head = sj->next_q;
-        if (!pool->q_head)
-            pool->q_tail = NULL;
-        sj->next_q = NULL;
-        sj->queued = 0;
         sj->busy = 1;
         pthread_mutex_unlock(&pool->mu);
 
@@ -283,6 +299,10 @@ static void *stitch_thread(void *arg) {
         if (rc != 0)
             sj->finished = 1;
         pthread_cond_broadcast(&pool->idle_cv);
+        /* Segments that became ready during the pass left the job queued;
+         * now that it is free, any thread may take it. */
+        if (sj->queued)
+            pthread_cond_broadcast(&pool->cv);
     }
     pthread_mutex_unlock(&pool->mu);
     zmq_close(push);
@@ -386,8 +406,8 @@ void stitch_job_ready(stitch_job *sj, uint32_t k) {
     if (k < sj->plan->n)
         sj->ready[k] = 1;
     if (!sj->queued && !sj->finished && !sj->cancelled) {
-        /* Queue even when busy: the thread re-takes it after its pass and
-         * sees the new segment. */
+        /* Queue even when busy: once the running pass ends, a thread takes
+         * it again and sees the new segment. */
         sj->queued = 1;
         sj->next_q = NULL;
         if (pool->q_tail)
