@@ -47,6 +47,10 @@ struct worker {
     slot slots[MAX_SLOTS];
     unsigned busy;
     uint64_t segments_done;
+    /* Control messages that could not be sent yet (the coordinator is away
+     * and the socket's queue is full): retried by flush_control. */
+    int hello_owed;
+    unsigned credit_owed;
 };
 
 /* ---- render thread ---- */
@@ -126,26 +130,19 @@ static void *render_thread(void *arg) {
 
 /* ---- main thread ---- */
 
+/* The dealer never blocks (ZMQ_SNDTIMEO 0): a coordinator that is away
+ * must not freeze the loop that watches signals and render threads.
+ * Returns 0, or -1 with errno EAGAIN when the queue to it is full. */
 static int send_msg(worker *w, Rfarm__WorkerMsg *m) {
     if (rf_wire_send_pb(w->dealer, &m->base, 0) != 0) {
-        rf_warn(LOG, "send to coordinator failed error=\"%s\"", zmq_strerror(errno));
+        if (errno != EAGAIN)
+            rf_warn(LOG, "send to coordinator failed error=\"%s\"", zmq_strerror(errno));
         return -1;
     }
     return 0;
 }
 
-static void send_credit(worker *w, unsigned n) {
-    if (n == 0)
-        return;
-    Rfarm__Credit c = RFARM__CREDIT__INIT;
-    c.n = n;
-    Rfarm__WorkerMsg m = RFARM__WORKER_MSG__INIT;
-    m.body_case = RFARM__WORKER_MSG__BODY_CREDIT;
-    m.credit = &c;
-    send_msg(w, &m);
-}
-
-static void send_hello(worker *w) {
+static int send_hello_now(worker *w) {
     char host[256] = "";
     gethostname(host, sizeof host - 1);
     char engines[256];
@@ -167,7 +164,37 @@ static void send_hello(worker *w) {
     Rfarm__WorkerMsg m = RFARM__WORKER_MSG__INIT;
     m.body_case = RFARM__WORKER_MSG__BODY_HELLO;
     m.hello = &h;
-    send_msg(w, &m);
+    return send_msg(w, &m);
+}
+
+/* Hello and credit must reach the coordinator eventually, in that order:
+ * what could not be sent is owed and retried on every turn of the loop. */
+static void flush_control(worker *w) {
+    if (w->hello_owed) {
+        if (send_hello_now(w) != 0)
+            return;
+        w->hello_owed = 0;
+    }
+    if (w->credit_owed) {
+        Rfarm__Credit c = RFARM__CREDIT__INIT;
+        c.n = w->credit_owed;
+        Rfarm__WorkerMsg m = RFARM__WORKER_MSG__INIT;
+        m.body_case = RFARM__WORKER_MSG__BODY_CREDIT;
+        m.credit = &c;
+        if (send_msg(w, &m) == 0)
+            w->credit_owed = 0;
+    }
+}
+
+static void send_credit(worker *w, unsigned n) {
+    w->credit_owed += n;
+    flush_control(w);
+}
+
+static void send_hello(worker *w) {
+    w->hello_owed = 1;
+    w->credit_owed = 0; /* a new hello starts the coordinator's count at zero */
+    flush_control(w);
 }
 
 static void send_failed(worker *w, const Rfarm__Assign *a, const char *why) {
@@ -379,8 +406,10 @@ int worker_run(worker *w, volatile sig_atomic_t *signals) {
         zmq_pollitem_t items[2] = {
             {w->dealer, 0, ZMQ_POLLIN, 0},
             /* Take frames from render threads only while the coordinator
-             * socket can take them: that is the back-pressure. */
-            {w->pull, 0, (dealer_ev & ZMQ_POLLOUT) ? ZMQ_POLLIN : 0, 0},
+             * socket can take them: that is the back-pressure. Abandoned
+             * segments' frames are thrown away, so they are always taken:
+             * a render thread blocked on a full queue could not stop. */
+            {w->pull, 0, (abandoning || (dealer_ev & ZMQ_POLLOUT)) ? ZMQ_POLLIN : 0, 0},
         };
         int n = zmq_poll(items, 2, 100);
         if (n < 0 && errno != EINTR) {
@@ -398,11 +427,12 @@ int worker_run(worker *w, volatile sig_atomic_t *signals) {
                 if (!(ev & ZMQ_POLLIN))
                     break;
                 zmq_getsockopt(w->dealer, ZMQ_EVENTS, &ev, &sz);
-                if (!(ev & ZMQ_POLLOUT))
+                if (!abandoning && !(ev & ZMQ_POLLOUT))
                     break;
             }
             reap(w, !draining);
         }
+        flush_control(w);
         uint64_t now = rf_mono_ms();
         if (now >= next_beat) {
             Rfarm__Heartbeat hb = RFARM__HEARTBEAT__INIT;
@@ -492,8 +522,9 @@ int worker_new(const worker_config *cfg, worker **out, char *err, size_t errlen)
         worker_free(w);
         return -1;
     }
-    int hwm = 16;
+    int hwm = 16, no_wait = 0;
     zmq_setsockopt(w->dealer, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(w->dealer, ZMQ_SNDTIMEO, &no_wait, sizeof no_wait);
     zmq_setsockopt(w->pull, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(w->dealer, ZMQ_ROUTING_ID, w->id, strlen(w->id));
     int ivl = 100, ivl_max = 2000;

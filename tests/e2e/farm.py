@@ -459,9 +459,10 @@ class Farm:
                                 self.tmp)
         self.coordinator.wait_for_line(r"coordinator ready", READY_TIMEOUT)
 
-    def add_worker(self, name=None, capacity=None, env=None):
-        """Start one more worker and wait until it is ready (and, when the
-        coordinator's log names workers, until the coordinator has seen it)."""
+    def add_worker(self, name=None, capacity=None, env=None, args=()):
+        """Start one more worker (extra command-line `args`) and wait until it
+        is ready (and, when the coordinator's log names workers, until the
+        coordinator has seen it)."""
         if name is None:
             name = f"w{len(self.workers)}"
         if name in self.workers:
@@ -470,6 +471,7 @@ class Farm:
         argv = [os.path.join(self.bin, "rfarm-worker"), "--connect", self.worker_ep, "--id", name]
         if cap is not None:
             argv += ["--capacity", str(cap)]
+        argv += [str(a) for a in args]
         full_env = None
         if env:
             full_env = dict(os.environ)
@@ -505,6 +507,18 @@ class Farm:
         """SIGTERM one worker and check it exits 0. Returns the exit status."""
         w = self.workers[name]
         return self._stop_proc(w, timeout, must_exit_zero=True)
+
+    def kill_coordinator(self):
+        """SIGKILL the coordinator on purpose (it is then not expected to
+        exit 0 when the farm stops)."""
+        c = self.coordinator
+        c.stopped = True
+        c.exit_checked = True
+        c.kill_group()
+        try:
+            c.popen.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
 
     def stop(self):
         """Stop everything: workers first (they drain), then the coordinator,
