@@ -114,6 +114,31 @@ static ssize_t file_read(void *ctx, void *buf, size_t n, char *err, size_t errle
     return (ssize_t)fread(buf, 1, n, (FILE *)ctx);
 }
 
+/* The video holds each frame once, in order, blended as planned. */
+static void check_output(const rf_spec *spec, const plan *p, size_t fb) {
+    char err[512];
+    FILE *f = fopen(spec->output_path, "rb");
+    assert_non_null(f);
+    rf_y4m_reader *r;
+    assert_int_equal(rf_y4m_reader_new(file_read, f, &r, err, sizeof err), 0);
+    uint8_t *buf = malloc(fb);
+    uint32_t q[8];
+    for (uint32_t fr = 0; fr < p->frames; fr++) {
+        assert_int_equal(rf_y4m_read_frame(r, buf, fb, err, sizeof err), 1);
+        size_t lo;
+        size_t n = plan_weights(p, fr, &lo, NULL, q);
+        uint32_t acc = 32768;
+        for (size_t i = 0; i < n; i++)
+            acc += q[i] * value((uint32_t)(lo + i), fr);
+        assert_int_equal(buf[0], acc >> 16);
+        assert_int_equal(buf[fb - 1], acc >> 16);
+    }
+    assert_int_equal(rf_y4m_read_frame(r, buf, fb, err, sizeof err), 0);
+    free(buf);
+    rf_y4m_reader_free(r);
+    fclose(f);
+}
+
 static void test_blends_in_order_whatever_the_ready_order(void **state) {
     fixture *fx = *state;
     rf_spec spec = make_spec(fx, "order", 100, 20, 5);
@@ -137,27 +162,7 @@ static void test_blends_in_order_whatever_the_ready_order(void **state) {
     assert_int_equal(ev.frames, 100);
     assert_true(ev.bytes > 100 * fb);
 
-    /* The video holds each frame once, in order, blended as planned. */
-    FILE *f = fopen(spec.output_path, "rb");
-    assert_non_null(f);
-    rf_y4m_reader *r;
-    assert_int_equal(rf_y4m_reader_new(file_read, f, &r, err, sizeof err), 0);
-    uint8_t *buf = malloc(fb);
-    uint32_t q[8];
-    for (uint32_t fr = 0; fr < 100; fr++) {
-        assert_int_equal(rf_y4m_read_frame(r, buf, fb, err, sizeof err), 1);
-        size_t lo;
-        size_t n = plan_weights(p, fr, &lo, NULL, q);
-        uint32_t acc = 32768;
-        for (size_t i = 0; i < n; i++)
-            acc += q[i] * value((uint32_t)(lo + i), fr);
-        assert_int_equal(buf[0], acc >> 16);
-        assert_int_equal(buf[fb - 1], acc >> 16);
-    }
-    assert_int_equal(rf_y4m_read_frame(r, buf, fb, err, sizeof err), 0);
-    free(buf);
-    rf_y4m_reader_free(r);
-    fclose(f);
+    check_output(&spec, p, fb);
 
     /* Spool files are gone and no partial output remains. */
     for (uint32_t k = 0; k < p->n; k++) {
@@ -213,12 +218,45 @@ static void test_free_midway_leaves_nothing(void **state) {
     plan_free(p);
 }
 
+/* Regression: segments that become ready while a pass is running leave the
+ * job queued; a second pool thread must not take it and run a pass of the
+ * same job at the same time (two threads inside one x264 context crashed
+ * the coordinator). Segments marked ready a millisecond apart, each pass
+ * taking longer than that, keep the job queued while busy most of the
+ * time; every frame must still come out once, in order. */
+static void test_one_thread_per_job_when_ready_during_a_pass(void **state) {
+    fixture *fx = *state;
+    rf_spec spec = make_spec(fx, "busy", 150, 24, 4);
+    spec.width = 640;
+    spec.height = 480;
+    plan *p;
+    char err[512];
+    assert_int_equal(plan_new(150, 24, 4, RF_BLEND_LINEAR, &p, err, sizeof err), 0);
+    size_t fb = rf_i420_bytes(spec.width, spec.height);
+    for (uint32_t k = 0; k < p->n; k++)
+        write_segment(fx->spool, p, k, fb);
+    stitch_job *sj;
+    assert_int_equal(stitch_job_new(fx->pool, &spec, p, fx->spool, &sj, err, sizeof err), 0);
+    for (uint32_t k = 0; k < p->n; k++) {
+        stitch_job_ready(sj, k);
+        rf_sleep_ms(1);
+    }
+    stitch_event ev = wait_final(fx, "busy", 60000);
+    assert_int_equal(ev.kind, STITCH_DONE);
+    assert_int_equal(ev.frames, 150);
+    check_output(&spec, p, fb);
+    stitch_job_free(sj);
+    plan_free(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_blends_in_order_whatever_the_ready_order, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_missing_spool_file_fails_cleanly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_midway_leaves_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_thread_per_job_when_ready_during_a_pass, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
