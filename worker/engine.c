@@ -1,0 +1,110 @@
+/* engine — the table of engines, and the one place that looks an engine up
+ * by name.
+ *
+ * Everything above this file (the worker's segment loop, the coordinator's
+ * job validation) knows engines only as names; everything below it (one
+ * file per engine) knows nothing of names. The table is a constant array,
+ * so adding an engine is one line here and one pair of functions in
+ * engine_impl.h.
+ *
+ * engine_check_params does the checks every engine would otherwise repeat
+ * (the engine exists, params is a JSON object) before handing the text to
+ * the engine's own parser, which names each bad key. The coordinator calls
+ * it at submission with the same code the worker runs, so a job that a
+ * worker would refuse never gets queued.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine_impl.h"
+
+typedef struct engine_entry {
+    const char *name;
+    int (*render)(const engine_segment *seg, const engine_io *io, char *err, size_t errlen);
+    int (*check)(const char *params_json, char *errs, size_t errlen);
+} engine_entry;
+
+static const engine_entry engines[] = {
+    {"synthetic", engine_synthetic_render, engine_synthetic_check},
+    {"exec", engine_exec_render, engine_exec_check},
+};
+
+#define N_ENGINES (sizeof engines / sizeof engines[0])
+
+/* engine_names() hands out this list: the names of engines[], in order. */
+static const char *const engine_name_list[] = {"synthetic", "exec", NULL};
+_Static_assert(sizeof engine_name_list / sizeof engine_name_list[0] == N_ENGINES + 1,
+               "engine_name_list must name every entry of engines[]");
+
+static const engine_entry *find(const char *name) {
+    if (!name)
+        return NULL;
+    for (size_t i = 0; i < N_ENGINES; i++)
+        if (strcmp(engines[i].name, name) == 0)
+            return &engines[i];
+    return NULL;
+}
+
+/* "synthetic, exec", for messages that must list what would have worked. */
+static void known_list(char *out, size_t outlen) {
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < N_ENGINES && used < outlen; i++) {
+        int n = snprintf(out + used, outlen - used, "%s%s", i ? ", " : "", engines[i].name);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+}
+
+/* Append one problem line to errs, which already holds a C string. */
+static void append_line(char *errs, size_t errlen, const char *line) {
+    if (!errs || errlen == 0)
+        return;
+    size_t used = strnlen(errs, errlen);
+    if (used >= errlen - 1)
+        return;
+    snprintf(errs + used, errlen - used, "%s\n", line);
+}
+
+const char *const *engine_names(void) { return engine_name_list; }
+
+int engine_render(const char *engine, const engine_segment *seg, const engine_io *io, char *err,
+                  size_t errlen) {
+    const engine_entry *e = find(engine);
+    if (!e) {
+        char known[128];
+        known_list(known, sizeof known);
+        snprintf(err, errlen, "engine: unknown engine '%s' (known: %s)", engine ? engine : "(null)",
+                 known);
+        return -1;
+    }
+    if (errlen)
+        err[0] = '\0';
+    int rc = e->render(seg, io, err, errlen);
+    if (rc != 0 && errlen && err[0] == '\0')
+        snprintf(err, errlen, "%s: failed without a reason", e->name);
+    return rc == 0 ? 0 : -1;
+}
+
+int engine_check_params(const char *engine, const char *params_json, char *errs, size_t errlen) {
+    const engine_entry *e = find(engine);
+    if (!e) {
+        char known[128], line[256];
+        known_list(known, sizeof known);
+        snprintf(line, sizeof line, "engine: unknown engine '%s' (known: %s)",
+                 engine ? engine : "(null)", known);
+        append_line(errs, errlen, line);
+        return 1;
+    }
+    json_error_t jerr;
+    json_t *root = params_json ? json_loads(params_json, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+    int is_object = json_is_object(root);
+    json_decref(root);
+    if (!is_object) {
+        append_line(errs, errlen, "params: must be a JSON object");
+        return 1;
+    }
+    return e->check(params_json, errs, errlen);
+}
