@@ -1,17 +1,23 @@
 /* rfarm — the operator's command line: submit jobs, see their state, wait
- * for them.
+ * for them, cancel them, see the workers.
  *
  *   rfarm [--endpoint EP] submit FILE.json
  *   rfarm [--endpoint EP] status [JOB] [--json]
  *   rfarm [--endpoint EP] wait JOB [--timeout SECONDS]
+ *   rfarm [--endpoint EP] cancel JOB
+ *   rfarm [--endpoint EP] workers [--json]
  *
  * The CLI talks to the coordinator's client endpoint (REQ, protobuf). It
  * resolves a relative output path against the directory it runs in, since
  * that is what the operator means; every other check happens in the
  * coordinator, which answers with all problems at once.
  *
- * Exit status: 0 success; 1 the job failed or was rejected; 2 usage or
- * connection error; 3 `wait` timed out.
+ * `wait` outlives a coordinator restart or a Redis outage: while the
+ * coordinator cannot answer, it says so once and keeps asking until its
+ * timeout.
+ *
+ * Exit status: 0 success; 1 the job failed, was cancelled or was rejected;
+ * 2 usage or connection error (and an unknown job); 3 `wait` timed out.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -41,19 +47,20 @@ static void usage(FILE *f) {
                "  submit FILE.json              submit a job; prints its id\n"
                "  status [JOB] [--json]         state of one job, or of recent jobs\n"
                "  wait JOB [--timeout SECONDS]  wait until the job ends; exit 0 if it is done\n"
+               "  cancel JOB                    stop a job: nothing more is rendered or written\n"
+               "  workers [--json]              the workers the farm has seen, and their health\n"
                "The endpoint defaults to $RFARM_ENDPOINT, else tcp://127.0.0.1:5556.\n");
 }
 
 /* One request, one reply, on a fresh REQ socket (a REQ socket whose reply
  * never came cannot be reused). Returns NULL with a message printed. */
-static Rfarm__ClientReply *request(cli *c, const Rfarm__ClientRequest *req) {
+static Rfarm__ClientReply *request_within(cli *c, const Rfarm__ClientRequest *req, int tmo) {
     char err[256];
     void *s = rf_wire_socket(c->zctx, ZMQ_REQ, 0, err, sizeof err);
     if (!s) {
         fprintf(stderr, "rfarm: %s\n", err);
         return NULL;
     }
-    int tmo = REPLY_TIMEOUT_MS;
     zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
     zmq_setsockopt(s, ZMQ_SNDTIMEO, &tmo, sizeof tmo);
     Rfarm__ClientReply *r = NULL;
@@ -66,7 +73,7 @@ static Rfarm__ClientReply *request(cli *c, const Rfarm__ClientRequest *req) {
         rf_parts p;
         if (rf_wire_recv(s, &p, 0) != 0) {
             fprintf(stderr, "rfarm: no answer from the coordinator at %s within %d s (%s)\n",
-                    c->endpoint, REPLY_TIMEOUT_MS / 1000, zmq_strerror(errno));
+                    c->endpoint, tmo / 1000, zmq_strerror(errno));
         } else {
             r = rfarm__client_reply__unpack(NULL, rf_part_size(&p, 0), rf_part_data(&p, 0));
             if (!r)
@@ -76,6 +83,10 @@ static Rfarm__ClientReply *request(cli *c, const Rfarm__ClientRequest *req) {
     }
     zmq_close(s);
     return r;
+}
+
+static Rfarm__ClientReply *request(cli *c, const Rfarm__ClientRequest *req) {
+    return request_within(c, req, REPLY_TIMEOUT_MS);
 }
 
 static char *read_file(const char *path, size_t *len) {
@@ -181,15 +192,23 @@ static int cmd_submit(cli *c, int argc, char **argv) {
     return rc;
 }
 
-static Rfarm__ClientReply *get_status(cli *c, const char *job) {
+/* The status reply, or NULL with a message printed. With `transient`,
+ * failures a retry may cure (no answer, Redis away) only set *transient and
+ * print nothing; an unknown job is never transient. */
+static Rfarm__ClientReply *get_status(cli *c, const char *job, int *transient) {
     Rfarm__StatusRequest sr = RFARM__STATUS_REQUEST__INIT;
     sr.job_id = (char *)(job ? job : "");
     Rfarm__ClientRequest req = RFARM__CLIENT_REQUEST__INIT;
     req.body_case = RFARM__CLIENT_REQUEST__BODY_STATUS;
     req.status = &sr;
-    Rfarm__ClientReply *r = request(c, &req);
+    Rfarm__ClientReply *r = transient ? request_within(c, &req, 2000) : request(c, &req);
+    if (!r && transient)
+        *transient = 1;
     if (r && r->body_case == RFARM__CLIENT_REPLY__BODY_ERROR) {
-        fprintf(stderr, "rfarm: %s\n", r->error->error);
+        if (transient && !strstr(r->error->error, "not found"))
+            *transient = 1;
+        else
+            fprintf(stderr, "rfarm: %s\n", r->error->error);
         rfarm__client_reply__free_unpacked(r, NULL);
         return NULL;
     }
@@ -223,7 +242,7 @@ static int cmd_status(cli *c, int argc, char **argv) {
             return EXIT_USAGE;
         }
     }
-    Rfarm__ClientReply *r = get_status(c, job);
+    Rfarm__ClientReply *r = get_status(c, job, NULL);
     if (!r)
         return EXIT_USAGE;
     Rfarm__StatusReply *s = r->status;
@@ -274,10 +293,24 @@ static int cmd_wait(cli *c, int argc, char **argv) {
         return EXIT_USAGE;
     }
     uint64_t deadline = timeout_s > 0 ? rf_mono_ms() + (uint64_t)(timeout_s * 1000) : 0;
+    int told = 0;
     for (;;) {
-        Rfarm__ClientReply *r = get_status(c, job);
-        if (!r)
+        int transient = 0;
+        Rfarm__ClientReply *r = get_status(c, job, &transient);
+        if (!r && !transient)
             return EXIT_USAGE;
+        if (!r) {
+            if (!told)
+                fprintf(stderr, "rfarm wait: the coordinator at %s cannot answer now; still "
+                        "waiting\n", c->endpoint);
+            told = 1;
+            if (deadline && rf_mono_ms() >= deadline) {
+                fprintf(stderr, "rfarm wait: job %s not finished after %.0f s\n", job, timeout_s);
+                return EXIT_TIMEOUT;
+            }
+            rf_sleep_ms(500);
+            continue;
+        }
         if (r->status->n_jobs != 1) {
             fprintf(stderr, "rfarm wait: job '%s' not found\n", job);
             rfarm__client_reply__free_unpacked(r, NULL);
@@ -302,6 +335,101 @@ static int cmd_wait(cli *c, int argc, char **argv) {
         }
         rf_sleep_ms(200);
     }
+}
+
+static int cmd_cancel(cli *c, int argc, char **argv) {
+    if (argc != 1 || argv[0][0] == '-') {
+        fprintf(stderr, "rfarm cancel: expected one JOB id\n");
+        return EXIT_USAGE;
+    }
+    Rfarm__CancelRequest cr = RFARM__CANCEL_REQUEST__INIT;
+    cr.job_id = argv[0];
+    Rfarm__ClientRequest req = RFARM__CLIENT_REQUEST__INIT;
+    req.body_case = RFARM__CLIENT_REQUEST__BODY_CANCEL;
+    req.cancel = &cr;
+    Rfarm__ClientReply *r = request(c, &req);
+    if (!r)
+        return EXIT_USAGE;
+    int rc = EXIT_USAGE;
+    if (r->body_case == RFARM__CLIENT_REPLY__BODY_CANCEL) {
+        printf("%s cancelled segments_stopped=%u\n", r->cancel->job_id, r->cancel->segments_stopped);
+        rc = 0;
+    } else if (r->body_case == RFARM__CLIENT_REPLY__BODY_ERROR) {
+        fprintf(stderr, "rfarm: %s\n", r->error->error);
+    } else {
+        fprintf(stderr, "rfarm: unexpected reply to a cancel request\n");
+    }
+    rfarm__client_reply__free_unpacked(r, NULL);
+    return rc;
+}
+
+static json_t *worker_json(const Rfarm__WorkerStatus *w) {
+    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s}", "id",
+                     w->id, "state", w->state, "engines", w->engines, "capacity",
+                     (json_int_t)w->capacity, "gpus", (json_int_t)w->gpus, "compute", w->compute,
+                     "hostname", w->hostname, "last_seen_ms", (json_int_t)w->last_seen_ms,
+                     "segments_done", (json_int_t)w->segments_done, "fail_streak",
+                     (json_int_t)w->fail_streak, "quarantined_until_ms",
+                     (json_int_t)w->quarantined_until_ms, "kept_from_jobs", w->kept_from_jobs,
+                     "last_error", w->last_error);
+}
+
+static int cmd_workers(cli *c, int argc, char **argv) {
+    int as_json = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            as_json = 1;
+        } else {
+            fprintf(stderr, "rfarm workers: unexpected argument '%s'\n", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    Rfarm__ClientRequest req = RFARM__CLIENT_REQUEST__INIT;
+    Rfarm__WorkersRequest wr = RFARM__WORKERS_REQUEST__INIT;
+    req.body_case = RFARM__CLIENT_REQUEST__BODY_WORKERS;
+    req.workers = &wr;
+    Rfarm__ClientReply *r = request(c, &req);
+    if (!r)
+        return EXIT_USAGE;
+    if (r->body_case != RFARM__CLIENT_REPLY__BODY_WORKERS) {
+        fprintf(stderr, "rfarm: %s\n", r->body_case == RFARM__CLIENT_REPLY__BODY_ERROR
+                                            ? r->error->error
+                                            : "unexpected reply to a workers request");
+        rfarm__client_reply__free_unpacked(r, NULL);
+        return EXIT_USAGE;
+    }
+    const Rfarm__WorkersReply *ws = r->workers;
+    if (as_json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < ws->n_workers; i++)
+            json_array_append_new(arr, worker_json(ws->workers[i]));
+        json_t *root = json_pack("{s:o}", "workers", arr);
+        char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", text ? text : "{}");
+        free(text);
+        json_decref(root);
+    } else {
+        uint64_t now = rf_wall_ms();
+        printf("%-20s %-12s %-18s %-8s %-6s %-7s %s\n", "WORKER", "STATE", "ENGINES", "SEGMENTS",
+               "STREAK", "SEEN", "HEALTH");
+        for (size_t i = 0; i < ws->n_workers; i++) {
+            const Rfarm__WorkerStatus *w = ws->workers[i];
+            char seen[32], health[1200] = "ok";
+            if (w->last_seen_ms && now >= w->last_seen_ms)
+                snprintf(seen, sizeof seen, "%llus", (unsigned long long)((now - w->last_seen_ms) / 1000));
+            else
+                snprintf(seen, sizeof seen, "-");
+            if (w->quarantined_until_ms > now)
+                snprintf(health, sizeof health, "quarantined for %llus more",
+                         (unsigned long long)((w->quarantined_until_ms - now + 999) / 1000));
+            else if (w->kept_from_jobs[0])
+                snprintf(health, sizeof health, "kept from %s", w->kept_from_jobs);
+            printf("%-20s %-12s %-18s %-8u %-6u %-7s %s\n", w->id, w->state, w->engines,
+                   w->segments_done, w->fail_streak, seen, health);
+        }
+    }
+    rfarm__client_reply__free_unpacked(r, NULL);
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -333,6 +461,10 @@ int main(int argc, char **argv) {
         fn = cmd_status;
     else if (strcmp(cmd, "wait") == 0)
         fn = cmd_wait;
+    else if (strcmp(cmd, "cancel") == 0)
+        fn = cmd_cancel;
+    else if (strcmp(cmd, "workers") == 0)
+        fn = cmd_workers;
     if (!fn) {
         fprintf(stderr, "rfarm: unknown command '%s'\n", cmd);
         usage(stderr);

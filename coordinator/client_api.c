@@ -1,4 +1,5 @@
-/* client_api — the coordinator's answers to `rfarm` (submit, status).
+/* client_api — the coordinator's answers to `rfarm` (submit, status,
+ * cancel, workers).
  *
  * Clients talk REQ to the coordinator's ROUTER: [routing id][empty][request]
  * in, the same envelope with the reply out. A submission is validated with
@@ -19,7 +20,6 @@
 #include "rf_wire.h"
 #include "rfarm.pb-c.h"
 
-#define LOG "coordinator"
 #define MAX_ERRORS 64
 #define STATUS_RECENT 50
 
@@ -173,6 +173,165 @@ out:
     free(ptrs);
 }
 
+/* What the job's Redis record says its state is ("" when unknown). */
+static void state_field(void *ctx, const char *name, const char *value) {
+    if (strcmp(name, "state") == 0)
+        snprintf(ctx, 16, "%s", value);
+}
+
+static void cancel(coord *c, rf_parts *req, const Rfarm__CancelRequest *q) {
+    coord_job *j = rf_map_get(c->jobs, q->job_id);
+    char msg[RF_ID_MAX + 128];
+    if (!j) {
+        char state[16] = "", err[512] = "";
+        int rc = store_job_read(c->st, q->job_id, state_field, state, err, sizeof err);
+        if (rc < 0)
+            snprintf(msg, sizeof msg, "cancel: cannot look the job up: %s", err);
+        else if (rc == 1)
+            snprintf(msg, sizeof msg, "cancel: job '%s' not found", q->job_id);
+        else
+            snprintf(msg, sizeof msg, "cancel: job '%s' has already ended (%s)", q->job_id,
+                     state[0] ? state : "unknown state");
+        reply_error(c, req, msg);
+        return;
+    }
+    uint32_t running = 0;
+    for (size_t k = 0; k < j->plan->n; k++)
+        running += j->segs[k].state == SEG_RUNNING;
+    char id[RF_ID_MAX + 1];
+    snprintf(id, sizeof id, "%s", q->job_id);
+    coord_job_finish(c, j, "cancelled", "cancelled by the operator");
+    Rfarm__CancelReply cr = RFARM__CANCEL_REPLY__INIT;
+    cr.job_id = id;
+    cr.segments_stopped = running;
+    Rfarm__ClientReply r = RFARM__CLIENT_REPLY__INIT;
+    r.body_case = RFARM__CLIENT_REPLY__BODY_CANCEL;
+    r.cancel = &cr;
+    reply(c, req, &r);
+}
+
+/* Fills a WorkerStatus from a worker's Redis hash; strings are strdup'd. */
+static void worker_field(void *ctx, const char *name, const char *value) {
+    Rfarm__WorkerStatus *ws = ctx;
+    char **str = NULL;
+    if (strcmp(name, "id") == 0)
+        str = &ws->id;
+    else if (strcmp(name, "state") == 0)
+        str = &ws->state;
+    else if (strcmp(name, "engines") == 0)
+        str = &ws->engines;
+    else if (strcmp(name, "compute") == 0)
+        str = &ws->compute;
+    else if (strcmp(name, "hostname") == 0)
+        str = &ws->hostname;
+    else if (strcmp(name, "kept_from_jobs") == 0)
+        str = &ws->kept_from_jobs;
+    else if (strcmp(name, "last_error") == 0)
+        str = &ws->last_error;
+    if (str) {
+        if (*str != protobuf_c_empty_string)
+            free(*str);
+        *str = strdup(value);
+        return;
+    }
+    unsigned long long v = strtoull(value, NULL, 10);
+    if (strcmp(name, "capacity") == 0)
+        ws->capacity = (uint32_t)v;
+    else if (strcmp(name, "gpus") == 0)
+        ws->gpus = (uint32_t)v;
+    else if (strcmp(name, "last_seen_ms") == 0)
+        ws->last_seen_ms = v;
+    else if (strcmp(name, "segments_done") == 0)
+        ws->segments_done = (uint32_t)v;
+    else if (strcmp(name, "fail_streak") == 0)
+        ws->fail_streak = (uint32_t)v;
+    else if (strcmp(name, "quarantined_until_ms") == 0)
+        ws->quarantined_until_ms = v;
+}
+
+static void worker_status_free(Rfarm__WorkerStatus *ws) {
+    char *const strs[] = {ws->id, ws->state, ws->engines, ws->compute, ws->hostname,
+                          ws->kept_from_jobs, ws->last_error};
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        if (strs[i] && strs[i] != protobuf_c_empty_string)
+            free(strs[i]);
+}
+
+typedef struct worker_list {
+    char (*ids)[RF_ID_MAX + 1];
+    size_t n, cap;
+    int oom;
+} worker_list;
+
+static void collect_worker(void *ctx, const char *id) {
+    worker_list *l = ctx;
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 16;
+        char (*nids)[RF_ID_MAX + 1] = realloc(l->ids, ncap * sizeof *nids);
+        if (!nids) {
+            l->oom = 1;
+            return;
+        }
+        l->ids = nids;
+        l->cap = ncap;
+    }
+    snprintf(l->ids[l->n++], RF_ID_MAX + 1, "%s", id);
+}
+
+static int by_id(const void *a, const void *b) { return strcmp(a, b); }
+
+static void workers(coord *c, rf_parts *req) {
+    char err[512] = "";
+    worker_list l = {0};
+    if (store_worker_ids(c->st, collect_worker, &l, err, sizeof err) < 0 || l.oom) {
+        reply_error(c, req, l.oom ? "coordinator: out of memory" : err);
+        free(l.ids);
+        return;
+    }
+    qsort(l.ids, l.n, sizeof *l.ids, by_id);
+    Rfarm__WorkerStatus *ws = calloc(l.n ? l.n : 1, sizeof *ws);
+    Rfarm__WorkerStatus **ptrs = calloc(l.n ? l.n : 1, sizeof *ptrs);
+    size_t found = 0;
+    if (!ws || !ptrs) {
+        reply_error(c, req, "coordinator: out of memory");
+        goto out;
+    }
+    uint64_t now = rf_wall_ms();
+    for (size_t i = 0; i < l.n; i++) {
+        Rfarm__WorkerStatus *cur = &ws[found];
+        rfarm__worker_status__init(cur);
+        int rc = store_worker_read(c->st, l.ids[i], worker_field, cur, err, sizeof err);
+        if (rc != 0) {
+            worker_status_free(cur);
+            if (rc < 0) {
+                reply_error(c, req, err);
+                goto out;
+            }
+            continue;
+        }
+        /* A quarantine is a state of its own while it lasts. */
+        if (cur->quarantined_until_ms > now && strcmp(cur->state, "gone") != 0) {
+            if (cur->state != protobuf_c_empty_string)
+                free(cur->state);
+            cur->state = strdup("quarantined");
+        }
+        ptrs[found++] = cur;
+    }
+    Rfarm__WorkersReply wr = RFARM__WORKERS_REPLY__INIT;
+    wr.n_workers = found;
+    wr.workers = ptrs;
+    Rfarm__ClientReply r = RFARM__CLIENT_REPLY__INIT;
+    r.body_case = RFARM__CLIENT_REPLY__BODY_WORKERS;
+    r.workers = &wr;
+    reply(c, req, &r);
+out:
+    for (size_t k = 0; k < found; k++)
+        worker_status_free(&ws[k]);
+    free(ws);
+    free(ptrs);
+    free(l.ids);
+}
+
 void coord_client_request(coord *c) {
     rf_parts p;
     if (rf_wire_recv(c->csock, &p, ZMQ_DONTWAIT) != 0)
@@ -190,6 +349,10 @@ void coord_client_request(coord *c) {
         submit(c, &p, m->submit);
     } else if (m->body_case == RFARM__CLIENT_REQUEST__BODY_STATUS) {
         status(c, &p, m->status);
+    } else if (m->body_case == RFARM__CLIENT_REQUEST__BODY_CANCEL) {
+        cancel(c, &p, m->cancel);
+    } else if (m->body_case == RFARM__CLIENT_REQUEST__BODY_WORKERS) {
+        workers(c, &p);
     } else {
         reply_error(c, &p, "request: unknown request type");
     }

@@ -25,12 +25,15 @@ typedef struct coord_config {
     unsigned heartbeat_ms;  /* how often workers send heartbeats */
     unsigned lease_ms;      /* a worker silent this long is lost */
     unsigned max_attempts;  /* tries per segment before the job fails */
+    unsigned retry_backoff_ms; /* wait before a failed segment's first retry; doubles */
+    unsigned quarantine_ms;    /* how long a repeatedly failing worker gets no work */
 } coord_config;
 
 typedef struct coord coord;
 
-/* Bind sockets, connect to Redis, start the stitch pool. *out is owned by
- * the caller (coord_free). */
+/* Bind sockets, connect to Redis, start the stitch pool and reload every
+ * unfinished job from Redis and the spool. *out is owned by the caller
+ * (coord_free). */
 int coord_new(const coord_config *cfg, coord **out, char *err, size_t errlen);
 /* Serve until *stop becomes non-zero (set from a signal handler). */
 int coord_run(coord *c, volatile sig_atomic_t *stop);

@@ -1,5 +1,9 @@
-/* coord_internal — the coordinator's in-memory model, shared by coord.c
- * (workers, segments, stitching) and client_api.c (submit, status). */
+/* coord_internal — the coordinator's in-memory model, shared by its files:
+ *   coord.c          the event loop, life cycle, leases, stats, Redis catch-up
+ *   coord_jobs.c     jobs: create, recover after a restart, retry, finish, cancel
+ *   coord_workers.c  workers: their messages, dispatch, health (bans, quarantine)
+ *   client_api.c     the CLI's requests
+ * Everything here is touched by the loop's thread only. */
 #ifndef COORD_INTERNAL_H
 #define COORD_INTERNAL_H
 
@@ -9,9 +13,12 @@
 #include "planner.h"
 #include "rf_map.h"
 #include "rf_spec.h"
+#include "rfarm.pb-c.h"
 #include "sched.h"
 #include "stitch.h"
 #include "store.h"
+
+#define LOG "coordinator"
 
 typedef enum { SEG_QUEUED = 0, SEG_RUNNING, SEG_DONE } coord_seg_state;
 
@@ -22,6 +29,7 @@ typedef struct coord_seg {
     uint32_t frames_recv;  /* frames of the current attempt on disk */
     int fd;                /* spool file being written, -1 when none */
     uint64_t started_ms;
+    uint64_t retry_at_ms;  /* queued after a failure: not handed out before (monotonic) */
     unsigned failures;
     char tried[256]; /* workers that failed it, comma separated */
     char last_error[512];
@@ -37,6 +45,9 @@ typedef struct coord_job {
     uint64_t seq;
     int started;
     uint32_t segments_done;
+    uint32_t frames_stitched;
+    uint32_t delayed;        /* segments waiting out a retry backoff */
+    rf_map *worker_failures; /* worker id -> failures of this job (as uintptr_t) */
 } coord_job;
 
 typedef struct coord_slot {
@@ -57,6 +68,35 @@ typedef struct coord_worker {
     coord_slot slots[COORD_MAX_CAPACITY]; /* segments it holds */
 } coord_worker;
 
+/* What the farm remembers of a worker across its connections: failures
+ * are held against an id even if the process reconnects. */
+typedef struct coord_health {
+    uint32_t fail_streak;              /* blamed failures in a row, distinct jobs */
+    char last_blamed_job[RF_ID_MAX + 1];
+    uint64_t quarantined_until_ms;     /* monotonic; 0: not quarantined */
+    uint64_t quarantined_until_wall;   /* the same instant, wall clock, for Redis */
+} coord_health;
+
+/* A job that ended while Redis was away: its final record, written when
+ * Redis is back. */
+typedef struct coord_final {
+    char job[RF_ID_MAX + 1];
+    char state[16];
+    char error[1024];
+    char output[RF_PATH_MAX];
+    uint64_t output_bytes;
+    uint32_t segments_done, frames_stitched;
+} coord_final;
+
+typedef struct coord_stats {
+    uint64_t stale_frames;     /* frames dropped: late, or from a stale attempt */
+    uint64_t stale_results;    /* done/failed results dropped for the same reason */
+    uint64_t segments_rendered;
+    uint64_t segments_retried; /* failed segments queued again */
+    uint64_t segments_lost;    /* segments re-queued because their worker was lost */
+    uint64_t jobs_recovered;   /* unfinished jobs reloaded at start-up */
+} coord_stats;
+
 struct coord {
     coord_config cfg;
     char spool[RF_PATH_MAX];
@@ -66,14 +106,57 @@ struct coord {
     stitch_pool *pool;
     sched *sched;
     rf_map *jobs;    /* id -> coord_job*, unfinished jobs only */
-    rf_map *workers; /* id -> coord_worker* */
+    rf_map *workers; /* id -> coord_worker*, connected workers */
+    rf_map *health;  /* id -> coord_health*, every worker seen */
     uint64_t seq;
-    uint64_t stale_frames; /* frames dropped as late or from a stale attempt */
+    uint32_t delayed;  /* segments waiting out a retry backoff, all jobs */
+    coord_final *finals; /* jobs ended during a Redis outage */
+    size_t nfinals, cap_finals;
+    coord_stats stats;
+    int stats_dirty;
 };
+
+/* coord.c */
+void coord_store_warn(coord *c, int rc, const char *what);
+int coord_send_to_worker(coord *c, const char *id, const Rfarm__CoordMsg *m);
+
+/* coord_jobs.c */
+/* Create a job from a validated spec; takes ownership of spec. */
+int coord_job_add(coord *c, rf_spec *spec, char *err, size_t errlen);
+/* Reload every unfinished job from Redis (start-up). */
+int coord_jobs_recover(coord *c, char *err, size_t errlen);
+/* End a job: state done | failed | cancelled; workers still rendering its
+ * segments are told to stop. Frees j. */
+void coord_job_finish(coord *c, coord_job *j, const char *state, const char *error);
+/* A segment attempt failed (worker's report, or a broken delivery). */
+void coord_job_fail_segment(coord *c, coord_job *j, uint32_t k, const char *worker,
+                            const char *error);
+/* Segments whose retry backoff has passed go back to the queue. */
+void coord_jobs_release_retries(coord *c);
+/* Write every unfinished job's state again (after a Redis outage). */
+void coord_jobs_resync(coord *c);
+void coord_job_free(coord_job *j);
+void coord_seg_close(coord_job *j, uint32_t k, int remove_part);
+void coord_seg_part_path(const coord_job *j, uint32_t k, uint32_t attempt, char *buf, size_t len);
+
+/* coord_workers.c */
+void coord_on_worker_message(coord *c);
+void coord_dispatch(coord *c);
+void coord_check_leases(coord *c);
+void coord_worker_drop_slot(coord_worker *w, const char *job, uint32_t seg);
+/* Failure bookkeeping: a failed attempt by `worker` of job j; a segment
+ * rendered by `worker` after others had failed it. */
+void coord_health_failed(coord *c, coord_job *j, const char *worker, const char *error);
+void coord_health_rendered(coord *c, coord_job *j, uint32_t k, const char *worker);
+/* Whether a worker may take segments of j now (not quarantined, not kept
+ * from j unless no one else can run it). */
+int coord_worker_may_run(coord *c, const coord_worker *w, const coord_job *j);
+void coord_workers_resync(coord *c);
+void coord_health_free_all(coord *c);
+/* The comma-separated unfinished jobs a worker is kept from. */
+void coord_worker_kept_from(coord *c, const char *worker, char *buf, size_t len);
 
 /* client_api.c: handle one request from the client socket. */
 void coord_client_request(coord *c);
-/* coord.c: create a job from a validated spec; takes ownership of spec. */
-int coord_job_add(coord *c, rf_spec *spec, char *err, size_t errlen);
 
 #endif

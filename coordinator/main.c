@@ -28,6 +28,10 @@ static void usage(FILE *f) {
             "  --kernels K          auto | c | cuda (default auto)\n"
             "  --lease-ms MS        a worker silent this long is declared lost (default 5000)\n"
             "  --max-attempts N     tries per segment before its job fails (default 3)\n"
+            "  --retry-backoff-ms MS  wait before a failed segment is retried; doubles with\n"
+            "                       each failure, at most 30 s (default 1000)\n"
+            "  --quarantine-ms MS   how long a worker that keeps failing gets no work\n"
+            "                       (default 60000)\n"
             "Environment RFARM_DEBUG=1 adds debug lines to the log.\n");
 }
 
@@ -55,6 +59,8 @@ int main(int argc, char **argv) {
         .heartbeat_ms = 1000,
         .lease_ms = 5000,
         .max_attempts = 3,
+        .retry_backoff_ms = 1000,
+        .quarantine_ms = 60000,
     };
     static const struct option opts[] = {
         {"worker-bind", required_argument, 0, 'w'}, {"client-bind", required_argument, 0, 'c'},
@@ -62,6 +68,8 @@ int main(int argc, char **argv) {
         {"spool", required_argument, 0, 's'},       {"stitch-threads", required_argument, 0, 't'},
         {"kernels", required_argument, 0, 'k'},     {"lease-ms", required_argument, 0, 'l'},
         {"max-attempts", required_argument, 0, 'a'}, {"help", no_argument, 0, 'h'},
+        {"retry-backoff-ms", required_argument, 0, 'b'},
+        {"quarantine-ms", required_argument, 0, 'q'},
         {0, 0, 0, 0},
     };
     int ch;
@@ -88,6 +96,14 @@ int main(int argc, char **argv) {
             break;
         case 'a':
             if (parse_uint("--max-attempts", optarg, 1, 100, &cfg.max_attempts) != 0)
+                return 2;
+            break;
+        case 'b':
+            if (parse_uint("--retry-backoff-ms", optarg, 0, 30000, &cfg.retry_backoff_ms) != 0)
+                return 2;
+            break;
+        case 'q':
+            if (parse_uint("--quarantine-ms", optarg, 0, 86400000, &cfg.quarantine_ms) != 0)
                 return 2;
             break;
         case 'h': usage(stdout); return 0;

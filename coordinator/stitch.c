@@ -144,7 +144,10 @@ static int read_frame(stitch_job *sj, size_t k, uint32_t f, uint8_t *buf, char *
     return 0;
 }
 
-/* Close and delete spool files of segments that no unemitted frame needs. */
+/* Close the spool files of segments that no unemitted frame needs. The
+ * files stay until the job is over (the coordinator removes its spool
+ * directory then): a coordinator that restarts stitches again from the
+ * first frame, without rendering again what was done. */
 static void retire_segments(stitch_job *sj) {
     while (sj->closed_upto < sj->plan->n) {
         const plan_segment *s = &sj->plan->seg[sj->closed_upto];
@@ -153,9 +156,6 @@ static void retire_segments(stitch_job *sj) {
         if (sj->fds[sj->closed_upto] >= 0)
             close(sj->fds[sj->closed_upto]);
         sj->fds[sj->closed_upto] = -1;
-        char path[RF_PATH_MAX + 32];
-        stitch_spool_path(sj->spool_dir, (uint32_t)sj->closed_upto, path, sizeof path);
-        unlink(path);
         sj->closed_upto++;
     }
 }

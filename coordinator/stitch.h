@@ -6,9 +6,11 @@
  * segment covering it has finished: a frame covered by one segment is
  * copied, a frame in an overlap is blended with the planner's weights (the
  * blend kernel, C or CUDA). Frames go to the encoder as they are made, and
- * a segment's spool file is deleted once every frame it covers has been
+ * a segment's spool file is closed once every frame it covers has been
  * emitted. Memory therefore stays at a few frames per job however long the
- * video is; disk holds only the finished-but-not-yet-stitched segments.
+ * video is. The spool files themselves stay until the job is over (the
+ * coordinator deletes them), so that a restarted coordinator can stitch
+ * the job again without rendering it again.
  *
  * Stitching runs on a small pool of threads so that encoding never stalls
  * the coordinator's message loop. Threads report progress, completion and

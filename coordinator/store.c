@@ -1,21 +1,16 @@
 /* store — Redis state through hiredis. See store.h for the key layout. */
 #include "store.h"
 
-#include <hiredis/hiredis.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rf_util.h"
+#include "store_internal.h"
 
-struct store {
-    redisContext *rc;
-    char addr[256];
-    char prefix[64];
-    unsigned events_max;
-    char last_err[256];
-};
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS 5000
 
 static int connect_redis(store *s) {
     if (s->rc) {
@@ -54,6 +49,60 @@ static int connect_redis(store *s) {
     return 0;
 }
 
+/* The connection is gone: no new attempt before the backoff has passed, so
+ * that a Redis outage costs the coordinator's loop one failed connect per
+ * period, not one per write. */
+static void mark_down(store *s) {
+    if (s->rc) {
+        redisFree(s->rc);
+        s->rc = NULL;
+    }
+    s->outage = 1;
+    s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_FIRST_MS;
+    if (s->backoff_ms > BACKOFF_MAX_MS)
+        s->backoff_ms = BACKOFF_MAX_MS;
+    s->retry_at_ms = rf_mono_ms() + s->backoff_ms;
+}
+
+/* Connected, or connect now if the backoff allows. */
+static int ensure_connected(store *s) {
+    if (s->rc)
+        return 0;
+    if (rf_mono_ms() < s->retry_at_ms) {
+        snprintf(s->last_err, sizeof s->last_err, "Redis at %s is unavailable (reconnecting)",
+                 s->addr);
+        return -1;
+    }
+    if (connect_redis(s) != 0) {
+        mark_down(s);
+        return -1;
+    }
+    s->backoff_ms = 0;
+    return 0;
+}
+
+int store_poll(store *s) {
+    if (!s->outage)
+        return 0;
+    if (!s->rc) {
+        if (ensure_connected(s) != 0)
+            return 0;
+    }
+    /* A restarted Redis answers LOADING until its data is back: not yet. */
+    redisReply *r = redisCommand(s->rc, "PING");
+    int ok = r && r->type != REDIS_REPLY_ERROR;
+    if (r)
+        freeReplyObject(r);
+    else
+        mark_down(s);
+    if (!ok)
+        return 0;
+    s->outage = 0;
+    return 1;
+}
+
+int store_available(const store *s) { return s->rc != NULL && !s->outage; }
+
 int store_new(const store_opts *opts, store **out, char *err, size_t errlen) {
     *out = NULL;
     store *s = calloc(1, sizeof *s);
@@ -88,68 +137,66 @@ void store_free(store *s) {
 const char *store_last_error(const store *s) { return s->last_err; }
 
 /* Run one command given as argv. On a broken connection, reconnect once
- * and retry: every command here is idempotent or harmless to repeat. */
-static redisReply *command(store *s, int argc, const char **argv, const size_t *argvlen) {
+ * and retry (the server may have restarted between two commands): every
+ * command here is idempotent or harmless to repeat. Any failure of the
+ * connection, and a Redis still loading its data, count as an outage that
+ * store_poll reports the end of, so the caller can write again what was
+ * lost. */
+redisReply *store_command(store *s, int argc, const char **argv, const size_t *argvlen) {
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (!s->rc && connect_redis(s) != 0)
+        if (ensure_connected(s) != 0)
             return NULL;
         redisReply *r = redisCommandArgv(s->rc, argc, argv, argvlen);
         if (r) {
             if (r->type == REDIS_REPLY_ERROR) {
                 snprintf(s->last_err, sizeof s->last_err, "%s: %s", argv[0], r->str);
+                if (strncmp(r->str, "LOADING", 7) == 0)
+                    s->outage = 1;
                 freeReplyObject(r);
                 return NULL;
             }
             return r;
         }
-        snprintf(s->last_err, sizeof s->last_err, "%s: %s", argv[0], s->rc->errstr);
-        redisFree(s->rc);
-        s->rc = NULL;
+        snprintf(s->last_err, sizeof s->last_err, "Redis at %s: %s: %s", s->addr, argv[0],
+                 s->rc->errstr);
+        mark_down(s);
+        s->retry_at_ms = 0; /* the one immediate retry */
     }
+    s->retry_at_ms = rf_mono_ms() + s->backoff_ms;
     return NULL;
 }
 
-/* A command built from printf-formatted words: each variadic string is one
- * argument, so values with spaces need no quoting. */
-#define MAX_ARGS 48
-typedef struct argv_buf {
-    int n;
-    const char *v[MAX_ARGS];
-    size_t len[MAX_ARGS];
-    char own[MAX_ARGS][64]; /* storage for formatted numbers */
-} argv_buf;
-
-static void arg(argv_buf *a, const char *s) {
-    if (a->n < MAX_ARGS) {
+void store_arg(store_argv *a, const char *s) {
+    if (a->n < STORE_MAX_ARGS) {
         a->v[a->n] = s ? s : "";
         a->len[a->n] = strlen(a->v[a->n]);
         a->n++;
     }
 }
 
-static void arg_u64(argv_buf *a, uint64_t v) {
-    if (a->n < MAX_ARGS) {
+void store_arg_u64(store_argv *a, uint64_t v) {
+    if (a->n < STORE_MAX_ARGS) {
         snprintf(a->own[a->n], sizeof a->own[a->n], "%llu", (unsigned long long)v);
-        arg(a, a->own[a->n]);
+        store_arg(a, a->own[a->n]);
     }
 }
 
-static void arg_i64(argv_buf *a, int64_t v) {
-    if (a->n < MAX_ARGS) {
+static void arg_i64(store_argv *a, int64_t v) {
+    if (a->n < STORE_MAX_ARGS) {
         snprintf(a->own[a->n], sizeof a->own[a->n], "%lld", (long long)v);
-        arg(a, a->own[a->n]);
+        store_arg(a, a->own[a->n]);
     }
 }
 
-static int run(store *s, argv_buf *a) {
-    redisReply *r = command(s, a->n, a->v, a->len);
+int store_run(store *s, store_argv *a) {
+    redisReply *r = store_command(s, a->n, a->v, a->len);
     if (!r)
         return -1;
     freeReplyObject(r);
     return 0;
 }
 
-static void key(const store *s, char *buf, size_t len, const char *fmt, const char *id, long k) {
+void store_key(const store *s, char *buf, size_t len, const char *fmt, const char *id, long k) {
     char tail[256];
     snprintf(tail, sizeof tail, fmt, id, k);
     snprintf(buf, len, "%s%s", s->prefix, tail);
@@ -158,7 +205,7 @@ static void key(const store *s, char *buf, size_t len, const char *fmt, const ch
 int store_job_create(store *s, const rf_spec *spec, uint32_t nseg, const uint32_t *seg_first,
                      const uint32_t *seg_frames, char *err, size_t errlen) {
     char jk[256];
-    key(s, jk, sizeof jk, "job:%s", spec->id, 0);
+    store_key(s, jk, sizeof jk, "job:%s", spec->id, 0);
     char *json = rf_spec_to_json(spec);
     if (!json) {
         snprintf(err, errlen, "store: out of memory");
@@ -166,12 +213,12 @@ int store_job_create(store *s, const rf_spec *spec, uint32_t nseg, const uint32_
     }
     /* HSETNX on the id field claims the id atomically: two submissions of
      * the same id cannot both win. */
-    argv_buf a = {0};
-    arg(&a, "HSETNX");
-    arg(&a, jk);
-    arg(&a, "id");
-    arg(&a, spec->id);
-    redisReply *r = command(s, a.n, a.v, a.len);
+    store_argv a = {0};
+    store_arg(&a, "HSETNX");
+    store_arg(&a, jk);
+    store_arg(&a, "id");
+    store_arg(&a, spec->id);
+    redisReply *r = store_command(s, a.n, a.v, a.len);
     if (!r) {
         snprintf(err, errlen, "store: %s", s->last_err);
         free(json);
@@ -185,92 +232,92 @@ int store_job_create(store *s, const rf_spec *spec, uint32_t nseg, const uint32_
         return -1;
     }
     uint64_t now = rf_wall_ms();
-    argv_buf h = {0};
-    arg(&h, "HSET");
-    arg(&h, jk);
-    arg(&h, "state");
-    arg(&h, "queued");
-    arg(&h, "engine");
-    arg(&h, spec->engine);
-    arg(&h, "spec");
-    arg(&h, json);
-    arg(&h, "frames");
-    arg_u64(&h, spec->frames);
-    arg(&h, "segments");
-    arg_u64(&h, nseg);
-    arg(&h, "segments_done");
-    arg(&h, "0");
-    arg(&h, "frames_stitched");
-    arg(&h, "0");
-    arg(&h, "output");
-    arg(&h, spec->output_path);
-    arg(&h, "error");
-    arg(&h, "");
-    arg(&h, "priority");
+    store_argv h = {0};
+    store_arg(&h, "HSET");
+    store_arg(&h, jk);
+    store_arg(&h, "state");
+    store_arg(&h, "queued");
+    store_arg(&h, "engine");
+    store_arg(&h, spec->engine);
+    store_arg(&h, "spec");
+    store_arg(&h, json);
+    store_arg(&h, "frames");
+    store_arg_u64(&h, spec->frames);
+    store_arg(&h, "segments");
+    store_arg_u64(&h, nseg);
+    store_arg(&h, "segments_done");
+    store_arg(&h, "0");
+    store_arg(&h, "frames_stitched");
+    store_arg(&h, "0");
+    store_arg(&h, "output");
+    store_arg(&h, spec->output_path);
+    store_arg(&h, "error");
+    store_arg(&h, "");
+    store_arg(&h, "priority");
     arg_i64(&h, spec->priority);
-    arg(&h, "created_ms");
-    arg_u64(&h, now);
-    int rc = run(s, &h);
+    store_arg(&h, "created_ms");
+    store_arg_u64(&h, now);
+    int rc = store_run(s, &h);
     free(json);
     for (uint32_t k = 0; rc == 0 && k < nseg; k++) {
         char sk[256];
-        key(s, sk, sizeof sk, "job:%s:seg:%ld", spec->id, (long)k);
-        argv_buf g = {0};
-        arg(&g, "HSET");
-        arg(&g, sk);
-        arg(&g, "state");
-        arg(&g, "queued");
-        arg(&g, "attempt");
-        arg(&g, "0");
-        arg(&g, "first");
-        arg_u64(&g, seg_first[k]);
-        arg(&g, "frames");
-        arg_u64(&g, seg_frames[k]);
-        rc = run(s, &g);
+        store_key(s, sk, sizeof sk, "job:%s:seg:%ld", spec->id, (long)k);
+        store_argv g = {0};
+        store_arg(&g, "HSET");
+        store_arg(&g, sk);
+        store_arg(&g, "state");
+        store_arg(&g, "queued");
+        store_arg(&g, "attempt");
+        store_arg(&g, "0");
+        store_arg(&g, "first");
+        store_arg_u64(&g, seg_first[k]);
+        store_arg(&g, "frames");
+        store_arg_u64(&g, seg_frames[k]);
+        rc = store_run(s, &g);
     }
     if (rc == 0) {
         char zk[256];
         snprintf(zk, sizeof zk, "%sjobs", s->prefix);
-        argv_buf z = {0};
-        arg(&z, "ZADD");
-        arg(&z, zk);
-        arg_u64(&z, now);
-        arg(&z, spec->id);
-        rc = run(s, &z);
+        store_argv z = {0};
+        store_arg(&z, "ZADD");
+        store_arg(&z, zk);
+        store_arg_u64(&z, now);
+        store_arg(&z, spec->id);
+        rc = store_run(s, &z);
     }
     if (rc == 0) {
         char ak[256];
         snprintf(ak, sizeof ak, "%sjobs:active", s->prefix);
-        argv_buf z = {0};
-        arg(&z, "SADD");
-        arg(&z, ak);
-        arg(&z, spec->id);
-        rc = run(s, &z);
+        store_argv z = {0};
+        store_arg(&z, "SADD");
+        store_arg(&z, ak);
+        store_arg(&z, spec->id);
+        rc = store_run(s, &z);
     }
     if (rc != 0) {
         snprintf(err, errlen, "store: recording job '%s' failed: %s", spec->id, s->last_err);
         /* Leave nothing half-recorded behind. */
         char sk[256];
         for (uint32_t k = 0; k < nseg; k++) {
-            key(s, sk, sizeof sk, "job:%s:seg:%ld", spec->id, (long)k);
-            argv_buf d = {0};
-            arg(&d, "DEL");
-            arg(&d, sk);
-            run(s, &d);
+            store_key(s, sk, sizeof sk, "job:%s:seg:%ld", spec->id, (long)k);
+            store_argv d = {0};
+            store_arg(&d, "DEL");
+            store_arg(&d, sk);
+            store_run(s, &d);
         }
-        argv_buf d = {0};
-        arg(&d, "DEL");
-        arg(&d, jk);
-        run(s, &d);
+        store_argv d = {0};
+        store_arg(&d, "DEL");
+        store_arg(&d, jk);
+        store_run(s, &d);
         const char *sets[2][2] = {{"ZREM", "jobs"}, {"SREM", "jobs:active"}};
         for (int i = 0; i < 2; i++) {
             char zk[256];
             snprintf(zk, sizeof zk, "%s%s", s->prefix, sets[i][1]);
-            argv_buf z = {0};
-            arg(&z, sets[i][0]);
-            arg(&z, zk);
-            arg(&z, spec->id);
-            run(s, &z);
+            store_argv z = {0};
+            store_arg(&z, sets[i][0]);
+            store_arg(&z, zk);
+            store_arg(&z, spec->id);
+            store_run(s, &z);
         }
         return -1;
     }
@@ -279,223 +326,224 @@ int store_job_create(store *s, const rf_spec *spec, uint32_t nseg, const uint32_
 
 int store_job_state(store *s, const char *job, const char *state, const char *error) {
     char jk[256];
-    key(s, jk, sizeof jk, "job:%s", job, 0);
+    store_key(s, jk, sizeof jk, "job:%s", job, 0);
     uint64_t now = rf_wall_ms();
-    argv_buf h = {0};
-    arg(&h, "HSET");
-    arg(&h, jk);
-    arg(&h, "state");
-    arg(&h, state);
+    store_argv h = {0};
+    store_arg(&h, "HSET");
+    store_arg(&h, jk);
+    store_arg(&h, "state");
+    store_arg(&h, state);
     if (error) {
-        arg(&h, "error");
-        arg(&h, error);
+        store_arg(&h, "error");
+        store_arg(&h, error);
     }
     int terminal = strcmp(state, "done") == 0 || strcmp(state, "failed") == 0 ||
                    strcmp(state, "cancelled") == 0;
     if (terminal) {
-        arg(&h, "finished_ms");
-        arg_u64(&h, now);
+        store_arg(&h, "finished_ms");
+        store_arg_u64(&h, now);
     } else if (strcmp(state, "running") == 0) {
-        arg(&h, "started_ms");
-        arg_u64(&h, now);
+        store_arg(&h, "started_ms");
+        store_arg_u64(&h, now);
     }
-    int rc = run(s, &h);
+    int rc = store_run(s, &h);
     if (rc == 0 && terminal) {
         char ak[256];
         snprintf(ak, sizeof ak, "%sjobs:active", s->prefix);
-        argv_buf z = {0};
-        arg(&z, "SREM");
-        arg(&z, ak);
-        arg(&z, job);
-        rc = run(s, &z);
+        store_argv z = {0};
+        store_arg(&z, "SREM");
+        store_arg(&z, ak);
+        store_arg(&z, job);
+        rc = store_run(s, &z);
     }
     return rc;
 }
 
 int store_job_progress(store *s, const char *job, uint32_t segments_done, uint32_t frames_stitched) {
     char jk[256];
-    key(s, jk, sizeof jk, "job:%s", job, 0);
-    argv_buf h = {0};
-    arg(&h, "HSET");
-    arg(&h, jk);
-    arg(&h, "segments_done");
-    arg_u64(&h, segments_done);
-    arg(&h, "frames_stitched");
-    arg_u64(&h, frames_stitched);
-    return run(s, &h);
+    store_key(s, jk, sizeof jk, "job:%s", job, 0);
+    store_argv h = {0};
+    store_arg(&h, "HSET");
+    store_arg(&h, jk);
+    store_arg(&h, "segments_done");
+    store_arg_u64(&h, segments_done);
+    store_arg(&h, "frames_stitched");
+    store_arg_u64(&h, frames_stitched);
+    return store_run(s, &h);
 }
 
 int store_job_output(store *s, const char *job, const char *path, uint64_t bytes) {
     char jk[256];
-    key(s, jk, sizeof jk, "job:%s", job, 0);
-    argv_buf h = {0};
-    arg(&h, "HSET");
-    arg(&h, jk);
-    arg(&h, "output");
-    arg(&h, path);
-    arg(&h, "output_bytes");
-    arg_u64(&h, bytes);
-    return run(s, &h);
+    store_key(s, jk, sizeof jk, "job:%s", job, 0);
+    store_argv h = {0};
+    store_arg(&h, "HSET");
+    store_arg(&h, jk);
+    store_arg(&h, "output");
+    store_arg(&h, path);
+    store_arg(&h, "output_bytes");
+    store_arg_u64(&h, bytes);
+    return store_run(s, &h);
 }
 
 int store_seg_state(store *s, const char *job, uint32_t seg, const char *state, uint32_t attempt,
                     const char *worker, const char *error, uint64_t render_ms) {
     char sk[256];
-    key(s, sk, sizeof sk, "job:%s:seg:%ld", job, (long)seg);
-    argv_buf h = {0};
-    arg(&h, "HSET");
-    arg(&h, sk);
-    arg(&h, "state");
-    arg(&h, state);
-    arg(&h, "attempt");
-    arg_u64(&h, attempt);
+    store_key(s, sk, sizeof sk, "job:%s:seg:%ld", job, (long)seg);
+    store_argv h = {0};
+    store_arg(&h, "HSET");
+    store_arg(&h, sk);
+    store_arg(&h, "state");
+    store_arg(&h, state);
+    store_arg(&h, "attempt");
+    store_arg_u64(&h, attempt);
     if (worker) {
-        arg(&h, "worker");
-        arg(&h, worker);
+        store_arg(&h, "worker");
+        store_arg(&h, worker);
     }
     if (error) {
-        arg(&h, "error");
-        arg(&h, error);
+        store_arg(&h, "error");
+        store_arg(&h, error);
     }
     uint64_t now = rf_wall_ms();
     if (strcmp(state, "running") == 0) {
-        arg(&h, "started_ms");
-        arg_u64(&h, now);
+        store_arg(&h, "started_ms");
+        store_arg_u64(&h, now);
     } else if (strcmp(state, "done") == 0) {
-        arg(&h, "finished_ms");
-        arg_u64(&h, now);
-        arg(&h, "render_ms");
-        arg_u64(&h, render_ms);
+        store_arg(&h, "finished_ms");
+        store_arg_u64(&h, now);
+        store_arg(&h, "render_ms");
+        store_arg_u64(&h, render_ms);
     }
-    return run(s, &h);
+    return store_run(s, &h);
 }
 
 int store_worker_hello(store *s, const store_worker *w) {
     char wk[256];
-    key(s, wk, sizeof wk, "worker:%s", w->id, 0);
-    argv_buf h = {0};
-    arg(&h, "HSET");
-    arg(&h, wk);
-    arg(&h, "id");
-    arg(&h, w->id);
-    arg(&h, "engines");
-    arg(&h, w->engines);
-    arg(&h, "gpus");
-    arg_u64(&h, w->gpus);
-    arg(&h, "capacity");
-    arg_u64(&h, w->capacity);
-    arg(&h, "compute");
-    arg(&h, w->compute);
-    arg(&h, "hostname");
-    arg(&h, w->hostname);
-    arg(&h, "pid");
-    arg_u64(&h, w->pid);
-    arg(&h, "state");
-    arg(&h, w->state);
-    arg(&h, "last_seen_ms");
-    arg_u64(&h, rf_wall_ms());
-    if (run(s, &h) != 0)
+    store_key(s, wk, sizeof wk, "worker:%s", w->id, 0);
+    store_argv h = {0};
+    store_arg(&h, "HSET");
+    store_arg(&h, wk);
+    store_arg(&h, "id");
+    store_arg(&h, w->id);
+    store_arg(&h, "engines");
+    store_arg(&h, w->engines);
+    store_arg(&h, "gpus");
+    store_arg_u64(&h, w->gpus);
+    store_arg(&h, "capacity");
+    store_arg_u64(&h, w->capacity);
+    store_arg(&h, "compute");
+    store_arg(&h, w->compute);
+    store_arg(&h, "hostname");
+    store_arg(&h, w->hostname);
+    store_arg(&h, "pid");
+    store_arg_u64(&h, w->pid);
+    store_arg(&h, "state");
+    store_arg(&h, w->state);
+    store_arg(&h, "last_seen_ms");
+    store_arg_u64(&h, rf_wall_ms());
+    if (store_run(s, &h) != 0)
         return -1;
     char sk[256];
     snprintf(sk, sizeof sk, "%sworkers", s->prefix);
-    argv_buf z = {0};
-    arg(&z, "SADD");
-    arg(&z, sk);
-    arg(&z, w->id);
-    return run(s, &z);
+    store_argv z = {0};
+    store_arg(&z, "SADD");
+    store_arg(&z, sk);
+    store_arg(&z, w->id);
+    return store_run(s, &z);
 }
 
 int store_worker_seen(store *s, const char *id, const char *state, uint32_t segments_done) {
     char wk[256];
-    key(s, wk, sizeof wk, "worker:%s", id, 0);
-    argv_buf h = {0};
-    arg(&h, "HSET");
-    arg(&h, wk);
-    arg(&h, "state");
-    arg(&h, state);
-    arg(&h, "last_seen_ms");
-    arg_u64(&h, rf_wall_ms());
-    arg(&h, "segments_done");
-    arg_u64(&h, segments_done);
-    return run(s, &h);
+    store_key(s, wk, sizeof wk, "worker:%s", id, 0);
+    store_argv h = {0};
+    store_arg(&h, "HSET");
+    store_arg(&h, wk);
+    store_arg(&h, "state");
+    store_arg(&h, state);
+    store_arg(&h, "last_seen_ms");
+    store_arg_u64(&h, rf_wall_ms());
+    store_arg(&h, "segments_done");
+    store_arg_u64(&h, segments_done);
+    return store_run(s, &h);
 }
 
 int store_event(store *s, const char *type, const char *job, int seg, const char *worker,
                 const char *msg) {
     char ek[256];
     snprintf(ek, sizeof ek, "%sevents", s->prefix);
-    argv_buf h = {0};
-    arg(&h, "XADD");
-    arg(&h, ek);
-    arg(&h, "MAXLEN");
-    arg(&h, "~");
-    arg_u64(&h, s->events_max);
-    arg(&h, "*");
-    arg(&h, "type");
-    arg(&h, type);
-    arg(&h, "ts_ms");
-    arg_u64(&h, rf_wall_ms());
+    store_argv h = {0};
+    store_arg(&h, "XADD");
+    store_arg(&h, ek);
+    store_arg(&h, "MAXLEN");
+    store_arg(&h, "~");
+    store_arg_u64(&h, s->events_max);
+    store_arg(&h, "*");
+    store_arg(&h, "type");
+    store_arg(&h, type);
+    store_arg(&h, "ts_ms");
+    store_arg_u64(&h, rf_wall_ms());
     if (job) {
-        arg(&h, "job");
-        arg(&h, job);
+        store_arg(&h, "job");
+        store_arg(&h, job);
     }
     if (seg >= 0) {
-        arg(&h, "seg");
+        store_arg(&h, "seg");
         arg_i64(&h, seg);
     }
     if (worker) {
-        arg(&h, "worker");
-        arg(&h, worker);
+        store_arg(&h, "worker");
+        store_arg(&h, worker);
     }
     if (msg) {
-        arg(&h, "msg");
-        arg(&h, msg);
+        store_arg(&h, "msg");
+        store_arg(&h, msg);
     }
-    return run(s, &h);
+    return store_run(s, &h);
 }
 
-int store_job_read(store *s, const char *job,
-                   void (*field)(void *ctx, const char *name, const char *value), void *ctx,
-                   char *err, size_t errlen) {
-    char jk[256];
-    key(s, jk, sizeof jk, "job:%s", job, 0);
-    argv_buf h = {0};
-    arg(&h, "HGETALL");
-    arg(&h, jk);
-    redisReply *r = command(s, h.n, h.v, h.len);
-    if (!r) {
-        snprintf(err, errlen, "store: %s", s->last_err);
-        return -1;
-    }
-    int rc = 1;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
-        rc = 0;
-        for (size_t i = 0; i + 1 < r->elements; i += 2)
-            field(ctx, r->element[i]->str, r->element[i + 1]->str);
-    }
-    freeReplyObject(r);
-    return rc;
+int store_seg_retry(store *s, const char *job, uint32_t seg, uint32_t failures, const char *tried) {
+    char sk[256];
+    store_key(s, sk, sizeof sk, "job:%s:seg:%ld", job, (long)seg);
+    store_argv h = {0};
+    store_arg(&h, "HSET");
+    store_arg(&h, sk);
+    store_arg(&h, "failures");
+    store_arg_u64(&h, failures);
+    store_arg(&h, "tried");
+    store_arg(&h, tried);
+    return store_run(s, &h);
 }
 
-int store_recent_jobs(store *s, size_t max, char (*ids)[RF_ID_MAX + 1], char *err, size_t errlen) {
-    if (max == 0)
-        return 0;
-    char zk[256];
-    snprintf(zk, sizeof zk, "%sjobs", s->prefix);
-    argv_buf h = {0};
-    arg(&h, "ZREVRANGE");
-    arg(&h, zk);
-    arg(&h, "0");
-    arg_u64(&h, max - 1);
-    redisReply *r = command(s, h.n, h.v, h.len);
-    if (!r) {
-        snprintf(err, errlen, "store: %s", s->last_err);
-        return -1;
+int store_worker_health(store *s, const char *id, uint32_t fail_streak,
+                        uint64_t quarantined_until_ms, const char *kept_from_jobs,
+                        const char *last_error) {
+    char wk[256];
+    store_key(s, wk, sizeof wk, "worker:%s", id, 0);
+    store_argv h = {0};
+    store_arg(&h, "HSET");
+    store_arg(&h, wk);
+    store_arg(&h, "fail_streak");
+    store_arg_u64(&h, fail_streak);
+    store_arg(&h, "quarantined_until_ms");
+    store_arg_u64(&h, quarantined_until_ms);
+    store_arg(&h, "kept_from_jobs");
+    store_arg(&h, kept_from_jobs);
+    if (last_error) {
+        store_arg(&h, "last_error");
+        store_arg(&h, last_error);
     }
-    int n = 0;
-    if (r->type == REDIS_REPLY_ARRAY)
-        for (size_t i = 0; i < r->elements && (size_t)n < max; i++)
-            snprintf(ids[n++], RF_ID_MAX + 1, "%s", r->element[i]->str);
-    freeReplyObject(r);
-    return n;
+    return store_run(s, &h);
+}
+
+int store_stats(store *s, const store_stat *stats, size_t n) {
+    char k[256];
+    snprintf(k, sizeof k, "%sstats", s->prefix);
+    store_argv h = {0};
+    store_arg(&h, "HSET");
+    store_arg(&h, k);
+    for (size_t i = 0; i < n && h.n + 2 <= STORE_MAX_ARGS; i++) {
+        store_arg(&h, stats[i].name);
+        store_arg_u64(&h, stats[i].value);
+    }
+    return store_run(s, &h);
 }

@@ -10,16 +10,23 @@
  *                                output_bytes
  *   <p>job:<id>:seg:<k>    hash  state attempt worker first frames
  *                                started_ms finished_ms render_ms error
+ *                                failures tried
  *   <p>jobs                zset  job ids scored by created_ms
  *   <p>jobs:active         set   ids of jobs not yet finished
  *   <p>worker:<id>         hash  id engines gpus capacity compute hostname pid
  *                                state last_seen_ms segments_done
+ *                                fail_streak quarantined_until_ms
+ *                                kept_from_jobs last_error
  *   <p>workers             set   worker ids ever seen
  *   <p>events              stream (capped) type job seg worker msg
+ *   <p>stats               hash  counters (stale_frames, segments_retried...)
  *
  * The connection is synchronous (hiredis); a command that fails because the
  * connection broke reconnects once and retries, so a Redis restart costs a
- * failed write at most, never a crashed coordinator.
+ * failed write at most, never a crashed coordinator. While Redis is away,
+ * reconnects are spaced by a growing backoff (0.1 s to 5 s) and commands
+ * fail at once; store_poll tells the caller when Redis is back, so that it
+ * can write again the state it could not write meanwhile.
  */
 #ifndef STORE_H
 #define STORE_H
@@ -39,6 +46,12 @@ typedef struct store_opts {
 
 int store_new(const store_opts *opts, store **out, char *err, size_t errlen);
 void store_free(store *s);
+
+/* Call often. Returns 1 exactly once after an outage, when Redis answers
+ * again (the caller then rewrites its state); 0 otherwise. */
+int store_poll(store *s);
+/* Whether Redis is reachable as far as the last command knows. */
+int store_available(const store *s);
 
 /* Record a new job (state queued) and its segments. Fails if a job with
  * that id already exists ("id: job 'x' already exists"). */
@@ -60,17 +73,42 @@ typedef struct store_worker {
 } store_worker;
 int store_worker_hello(store *s, const store_worker *w);
 int store_worker_seen(store *s, const char *id, const char *state, uint32_t segments_done);
+/* A worker's failure record: blamed failures in a row, until when (wall ms;
+ * 0: not) it is kept away from all work, the unfinished jobs it is kept
+ * from (comma separated) and its last error (NULL: unchanged). */
+int store_worker_health(store *s, const char *id, uint32_t fail_streak,
+                        uint64_t quarantined_until_ms, const char *kept_from_jobs,
+                        const char *last_error);
+/* A segment's failures so far and the workers that failed it. */
+int store_seg_retry(store *s, const char *job, uint32_t seg, uint32_t failures, const char *tried);
+
+typedef struct store_stat {
+    const char *name;
+    uint64_t value;
+} store_stat;
+/* Overwrite the coordinator's counters in <p>stats. */
+int store_stats(store *s, const store_stat *stats, size_t n);
 
 /* Append an event (type, job, seg, worker, msg; NULLs omitted). */
 int store_event(store *s, const char *type, const char *job, int seg, const char *worker,
                 const char *msg);
 
-/* A job's record as field/value pairs, for status replies. The callback
- * sees each field; returns 0 when the job exists, 1 when it does not, -1 on
- * error. */
-int store_job_read(store *s, const char *job,
-                   void (*field)(void *ctx, const char *name, const char *value), void *ctx,
+/* Records as field/value pairs (store_read.c). The callback sees each
+ * field; each returns 0 when the record exists, 1 when it does not, -1 on
+ * error (err set). */
+typedef void (*store_field_fn)(void *ctx, const char *name, const char *value);
+int store_job_read(store *s, const char *job, store_field_fn field, void *ctx, char *err,
+                   size_t errlen);
+int store_seg_read(store *s, const char *job, uint32_t seg, store_field_fn field, void *ctx,
                    char *err, size_t errlen);
+int store_worker_read(store *s, const char *id, store_field_fn field, void *ctx, char *err,
+                      size_t errlen);
+/* Members of <p>jobs:active / <p>workers, one callback each; returns how
+ * many, or -1 (err set). */
+int store_active_jobs(store *s, void (*id)(void *ctx, const char *job), void *ctx, char *err,
+                      size_t errlen);
+int store_worker_ids(store *s, void (*id)(void *ctx, const char *worker), void *ctx, char *err,
+                     size_t errlen);
 
 /* The ids of the most recent `max` jobs, newest first. Fills ids (each
  * RF_ID_MAX+1 bytes) and returns how many, or -1. */

@@ -126,3 +126,21 @@ void rf_debug(const char *component, const char *fmt, ...) {
     log_line("debug", component, fmt, ap);
     va_end(ap);
 }
+
+int rf_list_has(const char *list, const char *item) {
+    size_t il = strlen(item);
+    for (const char *p = list; *p;) {
+        while (*p == ' ')
+            p++;
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len && p[len - 1] == ' ')
+            len--;
+        if (len == il && strncmp(p, item, il) == 0)
+            return 1;
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    return 0;
+}

@@ -26,6 +26,10 @@ int rf_mkdirs(const char *path, unsigned mode);
 /* rm -rf of a directory that holds only files (a spool directory). */
 int rf_rmtree(const char *path);
 
+/* Whether `item` is one of the entries of a list separated by commas (and
+ * optional spaces), e.g. rf_list_has("synthetic, exec", "exec"). */
+int rf_list_has(const char *list, const char *item);
+
 /* snprintf that reports truncation as failure: 0 when it fit, -1 otherwise. */
 int rf_fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -219,20 +219,6 @@ static void slot_clear(slot *s) {
     s->finished = 0;
 }
 
-static int has_engine(const worker *w, const char *engine) {
-    size_t el = strlen(engine);
-    for (const char *p = w->engines; *p;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (len == el && strncmp(p, engine, el) == 0)
-            return 1;
-        if (!comma)
-            break;
-        p = comma + 1;
-    }
-    return 0;
-}
-
 static void on_assign(worker *w, const Rfarm__Assign *a) {
     slot *s = NULL;
     for (unsigned i = 0; i < w->cfg.capacity; i++)
@@ -244,7 +230,7 @@ static void on_assign(worker *w, const Rfarm__Assign *a) {
         send_failed(w, a, "worker has no free slot (more assignments than credit granted)");
         return;
     }
-    if (!has_engine(w, a->engine)) {
+    if (!rf_list_has(w->engines, a->engine)) {
         char why[128];
         snprintf(why, sizeof why, "worker does not run engine '%s'", a->engine);
         send_failed(w, a, why);
@@ -291,6 +277,22 @@ static void on_assign(worker *w, const Rfarm__Assign *a) {
             a->job_id, a->segment, a->attempt, a->first_frame, a->frames, a->engine);
 }
 
+/* The coordinator no longer wants this attempt (its job was cancelled or
+ * failed): stop it; the render thread ends and the slot is reaped as
+ * usual, which grants the credit back. */
+static void on_cancel(worker *w, const Rfarm__Cancel *c) {
+    for (unsigned i = 0; i < w->cfg.capacity; i++) {
+        slot *s = &w->slots[i];
+        if (s->in_use && s->seg.segment == c->segment && s->seg.attempt == c->attempt &&
+            strcmp(s->job_id, c->job_id) == 0) {
+            atomic_store(&s->stop, 1);
+            rf_info(LOG, "segment cancelled job=%s seg=%u attempt=%u", c->job_id, c->segment,
+                    c->attempt);
+            return;
+        }
+    }
+}
+
 static void on_coordinator_message(worker *w, int *welcomed) {
     rf_parts p;
     if (rf_wire_recv(w->dealer, &p, ZMQ_DONTWAIT) != 0)
@@ -316,6 +318,8 @@ static void on_coordinator_message(worker *w, int *welcomed) {
         *welcomed = 1;
     } else if (m->body_case == RFARM__COORD_MSG__BODY_ASSIGN) {
         on_assign(w, m->assign);
+    } else if (m->body_case == RFARM__COORD_MSG__BODY_CANCEL) {
+        on_cancel(w, m->cancel);
     }
     if (m)
         rfarm__coord_msg__free_unpacked(m, NULL);

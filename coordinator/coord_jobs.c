@@ -1,0 +1,518 @@
+/* coord_jobs — a job's life in the coordinator: created from a spec or
+ * reloaded after a restart, its segments queued, retried after failures
+ * with backoff, and ended (done, failed or cancelled).
+ *
+ * Restart. A segment's frames go to a spool file named for its attempt
+ * (seg-K.aN.part) and are renamed to seg-K.yuv when the worker says it is
+ * done, before Redis records it done; so a segment Redis calls done has its
+ * whole file in the spool. Spool files stay until the job's video is
+ * complete: a coordinator started again on the same spool and Redis
+ * reloads every unfinished job, keeps every done segment whose file is
+ * whole, queues the rest, and stitches from the first frame again, giving
+ * the same bytes. The price is disk: a job's raw frames until it is done.
+ *
+ * Retries. A failed attempt is queued again after a backoff that doubles
+ * with each failure of that segment (--retry-backoff-ms, at most 30 s),
+ * until --max-attempts failures fail the job with a reason naming the
+ * segment, the workers that tried it and the last error. Segments already
+ * done are never rendered again.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "coord_internal.h"
+#include "engine.h"
+#include "rf_util.h"
+
+#define RETRY_BACKOFF_MAX_MS 30000
+
+void coord_seg_part_path(const coord_job *j, uint32_t k, uint32_t attempt, char *buf, size_t len) {
+    rf_fmt(buf, len, "%s/seg-%06u.a%u.part", j->spool, k, attempt);
+}
+
+void coord_seg_close(coord_job *j, uint32_t k, int remove_part) {
+    coord_seg *s = &j->segs[k];
+    if (s->fd >= 0) {
+        close(s->fd);
+        s->fd = -1;
+        if (remove_part) {
+            char path[RF_PATH_MAX + 64];
+            coord_seg_part_path(j, k, s->attempt, path, sizeof path);
+            unlink(path);
+        }
+    }
+}
+
+void coord_job_free(coord_job *j) {
+    if (!j)
+        return;
+    stitch_job_free(j->stitch);
+    if (j->segs)
+        for (size_t k = 0; k < j->plan->n; k++)
+            coord_seg_close(j, (uint32_t)k, 1);
+    free(j->segs);
+    plan_free(j->plan);
+    rf_spec_free(j->spec);
+    rf_map_free(j->worker_failures);
+    free(j);
+}
+
+/* Tell the worker holding segment k to stop, and free its slot (the worker
+ * grants the credit again once its thread has ended). */
+static void stop_running(coord *c, coord_job *j, uint32_t k) {
+    coord_seg *s = &j->segs[k];
+    if (s->state != SEG_RUNNING)
+        return;
+    coord_worker *w = rf_map_get(c->workers, s->worker);
+    if (!w)
+        return;
+    coord_worker_drop_slot(w, j->spec->id, k);
+    Rfarm__Cancel cn = RFARM__CANCEL__INIT;
+    cn.job_id = j->spec->id;
+    cn.segment = k;
+    cn.attempt = s->attempt;
+    Rfarm__CoordMsg m = RFARM__COORD_MSG__INIT;
+    m.body_case = RFARM__COORD_MSG__BODY_CANCEL;
+    m.cancel = &cn;
+    coord_send_to_worker(c, w->id, &m);
+}
+
+static void remember_final(coord *c, const coord_job *j, const char *state, const char *error,
+                           uint64_t bytes) {
+    if (c->nfinals == c->cap_finals) {
+        size_t ncap = c->cap_finals ? c->cap_finals * 2 : 16;
+        coord_final *nf = realloc(c->finals, ncap * sizeof *nf);
+        if (!nf) {
+            rf_error(LOG, "out of memory: final state of job=%s not kept for Redis", j->spec->id);
+            return;
+        }
+        c->finals = nf;
+        c->cap_finals = ncap;
+    }
+    coord_final *f = &c->finals[c->nfinals++];
+    memset(f, 0, sizeof *f);
+    snprintf(f->job, sizeof f->job, "%s", j->spec->id);
+    snprintf(f->state, sizeof f->state, "%s", state);
+    snprintf(f->error, sizeof f->error, "%s", error ? error : "");
+    snprintf(f->output, sizeof f->output, "%s", j->spec->output_path);
+    f->output_bytes = bytes;
+    f->segments_done = j->segments_done;
+    f->frames_stitched = j->frames_stitched;
+}
+
+void coord_job_finish(coord *c, coord_job *j, const char *state, const char *error) {
+    rf_info(LOG, "job %s job=%s frames=%u segments=%zu%s%s%s", state, j->spec->id, j->spec->frames,
+            j->plan->n, error ? " error=\"" : "", error ? error : "", error ? "\"" : "");
+    int rc = store_job_progress(c->st, j->spec->id, j->segments_done, j->frames_stitched);
+    if (rc == 0)
+        rc = store_job_state(c->st, j->spec->id, state, error);
+    coord_store_warn(c, rc, "job state");
+    if (rc != 0)
+        remember_final(c, j, state, error, 0);
+    coord_store_warn(c, store_event(c->st, state, j->spec->id, -1, NULL, error), "event");
+    sched_remove_job(c->sched, j);
+    c->delayed -= j->delayed;
+    rf_map_del(c->jobs, j->spec->id);
+    for (size_t k = 0; k < j->plan->n; k++)
+        stop_running(c, j, (uint32_t)k);
+    char spool[RF_PATH_MAX];
+    snprintf(spool, sizeof spool, "%s", j->spool);
+    coord_job_free(j);
+    rf_rmtree(spool);
+}
+
+/* The in-memory side of a job: plan, segments, spool directory, stitcher,
+ * scheduler entry. Takes spec; on failure frees everything it made. */
+static int job_build(coord *c, rf_spec *spec, coord_job **out, char *err, size_t errlen) {
+    *out = NULL;
+    coord_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        snprintf(err, errlen, "coordinator: out of memory");
+        rf_spec_free(spec);
+        return -1;
+    }
+    j->spec = spec;
+    j->frame_bytes = rf_spec_frame_bytes(spec);
+    if (rf_map_get(c->jobs, spec->id)) {
+        snprintf(err, errlen, "id: job '%s' already exists", spec->id);
+        goto fail;
+    }
+    if (plan_new(spec->frames, spec->segment_frames, spec->overlap_frames, spec->blend, &j->plan,
+                 err, errlen) != 0)
+        goto fail;
+    j->segs = calloc(j->plan->n, sizeof *j->segs);
+    j->worker_failures = rf_map_new();
+    if (!j->segs || !j->worker_failures) {
+        snprintf(err, errlen, "coordinator: out of memory for %zu segments", j->plan->n);
+        goto fail;
+    }
+    for (size_t k = 0; k < j->plan->n; k++)
+        j->segs[k].fd = -1;
+    if (rf_fmt(j->spool, sizeof j->spool, "%s/%s", c->spool, spec->id) != 0) {
+        snprintf(err, errlen, "spool: path for job '%s' too long", spec->id);
+        goto fail;
+    }
+    if (rf_mkdirs(j->spool, 0755) != 0) {
+        snprintf(err, errlen, "spool: cannot create %s: %s", j->spool, strerror(errno));
+        goto fail;
+    }
+    if (stitch_job_new(c->pool, spec, j->plan, j->spool, &j->stitch, err, errlen) != 0)
+        goto fail;
+    if (sched_add_job(c->sched, j, spec->priority, ++c->seq, (uint32_t)j->plan->n) != 0 ||
+        rf_map_put(c->jobs, spec->id, j) != 0) {
+        sched_remove_job(c->sched, j);
+        snprintf(err, errlen, "coordinator: out of memory");
+        goto fail;
+    }
+    j->seq = c->seq;
+    *out = j;
+    return 0;
+fail:
+    coord_job_free(j);
+    return -1;
+}
+
+int coord_job_add(coord *c, rf_spec *spec, char *err, size_t errlen) {
+    if (!store_available(c->st)) {
+        snprintf(err, errlen, "redis: the farm's Redis is unavailable (%s); the job was not "
+                 "accepted, submit it again later", store_last_error(c->st));
+        rf_spec_free(spec);
+        return -1;
+    }
+    if (rf_map_get(c->jobs, spec->id)) {
+        snprintf(err, errlen, "id: job '%s' already exists", spec->id);
+        rf_spec_free(spec);
+        return -1;
+    }
+    plan *p;
+    if (plan_new(spec->frames, spec->segment_frames, spec->overlap_frames, spec->blend, &p, err,
+                 errlen) != 0) {
+        rf_spec_free(spec);
+        return -1;
+    }
+    uint32_t *first = malloc(p->n * sizeof *first);
+    uint32_t *frames = malloc(p->n * sizeof *frames);
+    int rc = -1;
+    if (!first || !frames) {
+        snprintf(err, errlen, "coordinator: out of memory");
+    } else {
+        for (size_t k = 0; k < p->n; k++) {
+            first[k] = p->seg[k].first;
+            frames[k] = p->seg[k].frames;
+        }
+        /* Redis first: it refuses an id it already holds (a finished job). */
+        rc = store_job_create(c->st, spec, (uint32_t)p->n, first, frames, err, errlen);
+        if (rc != 0 && !store_available(c->st))
+            snprintf(err, errlen, "redis: the farm's Redis is unavailable (%s); the job was not "
+                     "accepted, submit it again later", store_last_error(c->st));
+    }
+    free(first);
+    free(frames);
+    plan_free(p);
+    if (rc != 0) {
+        rf_spec_free(spec);
+        return -1;
+    }
+    char id[RF_ID_MAX + 1];
+    snprintf(id, sizeof id, "%s", spec->id);
+    coord_job *j;
+    if (job_build(c, spec, &j, err, errlen) != 0) {
+        store_job_state(c->st, id, "failed", err);
+        return -1;
+    }
+    for (size_t k = 0; k < j->plan->n; k++)
+        sched_push(c->sched, j, (uint32_t)k, 0);
+    rf_info(LOG, "job queued job=%s engine=%s frames=%u segments=%zu size=%ux%u output=%s",
+            j->spec->id, j->spec->engine, j->spec->frames, j->plan->n, j->spec->width,
+            j->spec->height, j->spec->output_path);
+    coord_store_warn(c, store_event(c->st, "queued", id, -1, NULL, NULL), "event");
+    return 0;
+}
+
+/* ---- retries ---- */
+
+void coord_job_fail_segment(coord *c, coord_job *j, uint32_t k, const char *worker,
+                            const char *error) {
+    coord_seg *s = &j->segs[k];
+    s->failures++;
+    s->state = SEG_QUEUED;
+    snprintf(s->last_error, sizeof s->last_error, "%s", error);
+    if (worker && !rf_list_has(s->tried, worker)) {
+        size_t len = strlen(s->tried);
+        snprintf(s->tried + len, sizeof s->tried - len, "%s%s", len ? ", " : "", worker);
+    }
+    coord_store_warn(c, store_seg_state(c->st, j->spec->id, k, "failed", s->attempt, worker, error, 0),
+                     "segment state");
+    coord_store_warn(c, store_seg_retry(c->st, j->spec->id, k, s->failures, s->tried), "segment");
+    coord_store_warn(c, store_event(c->st, "segment_failed", j->spec->id, (int)k, worker, error),
+                     "event");
+    rf_warn(LOG, "segment failed job=%s seg=%u attempt=%u worker=%s failures=%u error=\"%s\"",
+            j->spec->id, k, s->attempt, worker ? worker : "-", s->failures, error);
+    if (worker)
+        coord_health_failed(c, j, worker, error);
+    if (s->failures >= c->cfg.max_attempts) {
+        char reason[1024];
+        snprintf(reason, sizeof reason, "segment %u failed after %u attempts (workers: %s): %s", k,
+                 s->failures, s->tried[0] ? s->tried : "-", error);
+        coord_job_finish(c, j, "failed", reason);
+        return;
+    }
+    uint64_t backoff = c->cfg.retry_backoff_ms;
+    for (unsigned i = 1; i < s->failures && backoff < RETRY_BACKOFF_MAX_MS; i++)
+        backoff *= 2;
+    if (backoff > RETRY_BACKOFF_MAX_MS)
+        backoff = RETRY_BACKOFF_MAX_MS;
+    s->retry_at_ms = rf_mono_ms() + backoff;
+    j->delayed++;
+    c->delayed++;
+    c->stats.segments_retried++;
+    c->stats_dirty = 1;
+    rf_info(LOG, "segment retry job=%s seg=%u next_attempt=%u in_ms=%llu", j->spec->id, k,
+            s->attempt + 1, (unsigned long long)backoff);
+    coord_store_warn(c, store_seg_state(c->st, j->spec->id, k, "queued", s->attempt, NULL, error, 0),
+                     "segment state");
+}
+
+typedef struct release_ctx {
+    coord *c;
+    uint64_t now;
+} release_ctx;
+
+static int release_job_retries(void *ctx, const char *key, void *value) {
+    (void)key;
+    release_ctx *r = ctx;
+    coord_job *j = value;
+    for (size_t k = 0; j->delayed && k < j->plan->n; k++) {
+        coord_seg *s = &j->segs[k];
+        if (s->state == SEG_QUEUED && s->retry_at_ms && s->retry_at_ms <= r->now) {
+            s->retry_at_ms = 0;
+            j->delayed--;
+            r->c->delayed--;
+            sched_push(r->c->sched, j, (uint32_t)k, 1);
+        }
+    }
+    return 0;
+}
+
+void coord_jobs_release_retries(coord *c) {
+    if (!c->delayed)
+        return;
+    release_ctx r = {c, rf_mono_ms()};
+    rf_map_each(c->jobs, release_job_retries, &r);
+}
+
+/* ---- catching Redis up ---- */
+
+static const char *seg_state_name(coord_seg_state s) {
+    return s == SEG_DONE ? "done" : s == SEG_RUNNING ? "running" : "queued";
+}
+
+static int resync_job(void *ctx, const char *key, void *value) {
+    (void)key;
+    coord *c = ctx;
+    coord_job *j = value;
+    int rc = store_job_progress(c->st, j->spec->id, j->segments_done, j->frames_stitched);
+    if (rc == 0 && j->started)
+        rc = store_job_state(c->st, j->spec->id, "running", NULL);
+    for (size_t k = 0; rc == 0 && k < j->plan->n; k++) {
+        coord_seg *s = &j->segs[k];
+        rc = store_seg_state(c->st, j->spec->id, (uint32_t)k, seg_state_name(s->state), s->attempt,
+                             s->worker[0] ? s->worker : NULL, NULL, 0);
+    }
+    coord_store_warn(c, rc, "catch-up");
+    return rc != 0; /* Redis went away again: stop, the next recovery redoes it */
+}
+
+void coord_jobs_resync(coord *c) {
+    rf_map_each(c->jobs, resync_job, c);
+    size_t i = 0;
+    for (; i < c->nfinals; i++) {
+        coord_final *f = &c->finals[i];
+        int rc = store_job_progress(c->st, f->job, f->segments_done, f->frames_stitched);
+        if (rc == 0 && f->output_bytes)
+            rc = store_job_output(c->st, f->job, f->output, f->output_bytes);
+        if (rc == 0)
+            rc = store_job_state(c->st, f->job, f->state, f->error[0] ? f->error : NULL);
+        if (rc != 0)
+            break;
+        rf_info(LOG, "final state written job=%s state=%s", f->job, f->state);
+    }
+    memmove(c->finals, c->finals + i, (c->nfinals - i) * sizeof *c->finals);
+    c->nfinals -= i;
+}
+
+/* ---- recovery after a restart ---- */
+
+typedef struct rec_job {
+    char id[RF_ID_MAX + 1];
+    uint64_t created_ms;
+    char state[16];
+    char *spec_json;
+} rec_job;
+
+typedef struct rec_list {
+    rec_job *v;
+    size_t n, cap;
+    int oom;
+} rec_list;
+
+static void collect_id(void *ctx, const char *id) {
+    rec_list *l = ctx;
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 16;
+        rec_job *nv = realloc(l->v, ncap * sizeof *nv);
+        if (!nv) {
+            l->oom = 1;
+            return;
+        }
+        l->v = nv;
+        l->cap = ncap;
+    }
+    rec_job *r = &l->v[l->n++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->id, sizeof r->id, "%s", id);
+}
+
+static void job_field(void *ctx, const char *name, const char *value) {
+    rec_job *r = ctx;
+    if (strcmp(name, "created_ms") == 0)
+        r->created_ms = strtoull(value, NULL, 10);
+    else if (strcmp(name, "state") == 0)
+        snprintf(r->state, sizeof r->state, "%s", value);
+    else if (strcmp(name, "spec") == 0 && !r->spec_json)
+        r->spec_json = strdup(value);
+}
+
+static int by_created(const void *a, const void *b) {
+    const rec_job *x = a, *y = b;
+    return x->created_ms < y->created_ms ? -1 : x->created_ms > y->created_ms;
+}
+
+typedef struct rec_seg {
+    char state[16];
+    uint32_t attempt, failures;
+    char tried[256];
+} rec_seg;
+
+static void seg_field(void *ctx, const char *name, const char *value) {
+    rec_seg *r = ctx;
+    if (strcmp(name, "state") == 0)
+        snprintf(r->state, sizeof r->state, "%s", value);
+    else if (strcmp(name, "attempt") == 0)
+        r->attempt = (uint32_t)strtoul(value, NULL, 10);
+    else if (strcmp(name, "failures") == 0)
+        r->failures = (uint32_t)strtoul(value, NULL, 10);
+    else if (strcmp(name, "tried") == 0)
+        snprintf(r->tried, sizeof r->tried, "%s", value);
+}
+
+/* Frames of attempts that were in flight when the last coordinator died. */
+static void remove_part_files(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n > 5 && strcmp(e->d_name + n - 5, ".part") == 0) {
+            char path[RF_PATH_MAX + 300];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    }
+    closedir(d);
+}
+
+/* One job back from Redis. Returns 0, or -1 when it cannot be resumed (its
+ * record is then marked failed with the reason). */
+static int recover_job(coord *c, const rec_job *r, char *err, size_t errlen) {
+    rf_spec_opts opts = {.engines = engine_names(), .check_output_dir = 0, .base_dir = NULL,
+                         .check_params = engine_check_params};
+    rf_spec *spec;
+    char errs[2048] = "";
+    if (!r->spec_json ||
+        rf_spec_parse(r->spec_json, strlen(r->spec_json), &opts, &spec, errs, sizeof errs) != 0) {
+        snprintf(err, errlen, "recovery: the stored spec cannot be used: %s",
+                 r->spec_json ? errs : "no spec in the job record");
+        return -1;
+    }
+    coord_job *j;
+    if (job_build(c, spec, &j, err, errlen) != 0)
+        return -1;
+    remove_part_files(j->spool);
+    uint32_t requeued = 0;
+    for (size_t k = 0; k < j->plan->n; k++) {
+        coord_seg *s = &j->segs[k];
+        rec_seg rs;
+        memset(&rs, 0, sizeof rs);
+        if (store_seg_read(c->st, j->spec->id, (uint32_t)k, seg_field, &rs, err, errlen) < 0) {
+            coord_job_finish(c, j, "failed", err); /* not reached unless Redis broke meanwhile */
+            return 0;
+        }
+        s->attempt = rs.attempt;
+        s->failures = rs.failures;
+        snprintf(s->tried, sizeof s->tried, "%s", rs.tried);
+        char path[RF_PATH_MAX + 32];
+        stitch_spool_path(j->spool, (uint32_t)k, path, sizeof path);
+        struct stat st;
+        int whole = stat(path, &st) == 0 &&
+                    (uint64_t)st.st_size == (uint64_t)j->plan->seg[k].frames * j->frame_bytes;
+        if (strcmp(rs.state, "done") == 0 && whole) {
+            s->state = SEG_DONE;
+            j->segments_done++;
+            continue;
+        }
+        unlink(path); /* a file Redis never called done is not trusted */
+        s->state = SEG_QUEUED;
+        sched_push(c->sched, j, (uint32_t)k, 0);
+        requeued++;
+        coord_store_warn(c, store_seg_state(c->st, j->spec->id, (uint32_t)k, "queued", s->attempt,
+                                            NULL, NULL, 0), "segment state");
+    }
+    j->started = j->segments_done > 0;
+    for (size_t k = 0; k < j->plan->n; k++)
+        if (j->segs[k].state == SEG_DONE)
+            stitch_job_ready(j->stitch, (uint32_t)k);
+    c->stats.jobs_recovered++;
+    c->stats_dirty = 1;
+    rf_info(LOG, "job recovered job=%s segments=%zu segments_done=%u requeued=%u", j->spec->id,
+            j->plan->n, j->segments_done, requeued);
+    coord_store_warn(c, store_event(c->st, "recovered", j->spec->id, -1, NULL, NULL), "event");
+    return 0;
+}
+
+int coord_jobs_recover(coord *c, char *err, size_t errlen) {
+    rec_list l = {0};
+    if (store_active_jobs(c->st, collect_id, &l, err, errlen) < 0) {
+        free(l.v);
+        return -1;
+    }
+    int rc = 0;
+    if (l.oom) {
+        snprintf(err, errlen, "recovery: out of memory listing unfinished jobs");
+        rc = -1;
+    }
+    for (size_t i = 0; rc == 0 && i < l.n; i++)
+        if (store_job_read(c->st, l.v[i].id, job_field, &l.v[i], err, errlen) < 0)
+            rc = -1;
+    if (rc == 0) {
+        qsort(l.v, l.n, sizeof *l.v, by_created);
+        for (size_t i = 0; i < l.n; i++) {
+            char why[2048];
+            if (recover_job(c, &l.v[i], why, sizeof why) != 0) {
+                rf_error(LOG, "job cannot be resumed job=%s error=\"%s\"", l.v[i].id, why);
+                coord_store_warn(c, store_job_state(c->st, l.v[i].id, "failed", why), "job state");
+            }
+        }
+    }
+    for (size_t i = 0; i < l.n; i++)
+        free(l.v[i].spec_json);
+    free(l.v);
+    return rc;
+}

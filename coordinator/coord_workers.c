@@ -1,0 +1,595 @@
+/* coord_workers — the coordinator's side of the conversation with workers:
+ * hellos, credit, frames, results, leases, and which worker gets what.
+ *
+ * Workers pull: each grants credit (Credit messages) and the loop never
+ * assigns a worker more segments than it has granted. A segment assignment
+ * carries an attempt number; frames and results that name another attempt
+ * (a worker presumed lost that comes back) are dropped and counted, never
+ * stitched. Frames arrive as [routing id][WorkerMsg{frame}][pixels] and are
+ * written straight from ZeroMQ's buffer into the segment's spool file at
+ * the frame's offset; when the segment is done its file is renamed into
+ * place and the stitcher is told.
+ *
+ * Health. A worker that fails attempts of one job twice is kept away from
+ * that job while another worker can run it. Failures are blamed on a worker
+ * only once another worker has rendered the segment it failed (a segment
+ * that fails everywhere is the job's fault, not the workers'); blamed
+ * failures in three different jobs in a row put the worker in quarantine,
+ * no work at all, for --quarantine-ms. A rendered segment clears the
+ * streak. Both show in the worker's Redis record and in `rfarm workers`.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "coord_internal.h"
+#include "rf_util.h"
+#include "rf_wire.h"
+
+#define JOB_FAILURES_BEFORE_KEPT_AWAY 2
+#define BLAMED_JOBS_BEFORE_QUARANTINE 3
+
+void coord_worker_drop_slot(coord_worker *w, const char *job, uint32_t seg) {
+    for (unsigned i = 0; i < w->nslots; i++) {
+        if (w->slots[i].seg == seg && strcmp(w->slots[i].job, job) == 0) {
+            w->slots[i] = w->slots[--w->nslots];
+            return;
+        }
+    }
+}
+
+/* ---- health ---- */
+
+static coord_health *health_of(coord *c, const char *id) {
+    coord_health *h = rf_map_get(c->health, id);
+    if (!h) {
+        h = calloc(1, sizeof *h);
+        if (!h || rf_map_put(c->health, id, h) != 0) {
+            free(h);
+            return NULL;
+        }
+    }
+    return h;
+}
+
+static int free_health(void *ctx, const char *key, void *value) {
+    (void)ctx;
+    (void)key;
+    free(value);
+    return 0;
+}
+
+void coord_health_free_all(coord *c) {
+    if (c->health) {
+        rf_map_each(c->health, free_health, NULL);
+        rf_map_free(c->health);
+        c->health = NULL;
+    }
+}
+
+static int quarantined(const coord_health *h, uint64_t now) {
+    return h && h->quarantined_until_ms > now;
+}
+
+static uint32_t job_failures_of(const coord_job *j, const char *worker) {
+    return (uint32_t)(uintptr_t)rf_map_get(j->worker_failures, worker);
+}
+
+typedef struct kept_ctx {
+    const char *worker;
+    char *buf;
+    size_t len;
+} kept_ctx;
+
+static int add_kept(void *ctx, const char *key, void *value) {
+    kept_ctx *k = ctx;
+    if (job_failures_of(value, k->worker) >= JOB_FAILURES_BEFORE_KEPT_AWAY) {
+        size_t used = strlen(k->buf);
+        snprintf(k->buf + used, k->len - used, "%s%s", used ? "," : "", key);
+    }
+    return 0;
+}
+
+void coord_worker_kept_from(coord *c, const char *worker, char *buf, size_t len) {
+    buf[0] = '\0';
+    kept_ctx k = {worker, buf, len};
+    rf_map_each(c->jobs, add_kept, &k);
+}
+
+static void health_write(coord *c, const char *worker, const coord_health *h, const char *error) {
+    char kept[1024];
+    coord_worker_kept_from(c, worker, kept, sizeof kept);
+    uint64_t until = quarantined(h, rf_mono_ms()) ? h->quarantined_until_wall : 0;
+    coord_store_warn(c, store_worker_health(c->st, worker, h->fail_streak, until, kept, error),
+                     "worker health");
+}
+
+void coord_health_failed(coord *c, coord_job *j, const char *worker, const char *error) {
+    uint32_t n = job_failures_of(j, worker) + 1;
+    if (rf_map_put(j->worker_failures, worker, (void *)(uintptr_t)n) != 0)
+        return;
+    coord_health *h = health_of(c, worker);
+    if (!h)
+        return;
+    if (n == JOB_FAILURES_BEFORE_KEPT_AWAY) {
+        rf_warn(LOG, "worker kept away from job worker=%s job=%s failures=%u", worker, j->spec->id,
+                n);
+        coord_store_warn(c, store_event(c->st, "worker_kept_away", j->spec->id, -1, worker, error),
+                         "event");
+    }
+    health_write(c, worker, h, error);
+}
+
+/* Segment k of j was rendered by `worker`: its streak ends, and the workers
+ * that failed k before are blamed for it. */
+void coord_health_rendered(coord *c, coord_job *j, uint32_t k, const char *worker) {
+    coord_health *h = health_of(c, worker);
+    if (h && h->fail_streak) {
+        h->fail_streak = 0;
+        h->last_blamed_job[0] = '\0';
+        health_write(c, worker, h, NULL);
+    }
+    const char *tried = j->segs[k].tried;
+    for (const char *p = tried; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t len = strcspn(p, ",");
+        char id[RF_ID_MAX + 1];
+        if (len == 0 || len > RF_ID_MAX)
+            break;
+        memcpy(id, p, len);
+        id[len] = '\0';
+        p += len;
+        coord_health *b = strcmp(id, worker) ? health_of(c, id) : NULL;
+        if (!b || strcmp(b->last_blamed_job, j->spec->id) == 0)
+            continue;
+        b->fail_streak++;
+        snprintf(b->last_blamed_job, sizeof b->last_blamed_job, "%s", j->spec->id);
+        if (b->fail_streak >= BLAMED_JOBS_BEFORE_QUARANTINE) {
+            b->quarantined_until_ms = rf_mono_ms() + c->cfg.quarantine_ms;
+            b->quarantined_until_wall = rf_wall_ms() + c->cfg.quarantine_ms;
+            rf_warn(LOG, "worker quarantined worker=%s fail_streak=%u for_ms=%u", id, b->fail_streak,
+                    c->cfg.quarantine_ms);
+            coord_store_warn(c, store_event(c->st, "worker_quarantined", NULL, -1, id, NULL), "event");
+        }
+        health_write(c, id, b, NULL);
+    }
+}
+
+typedef struct other_ctx {
+    coord *c;
+    const coord_worker *self;
+    const coord_job *j;
+    uint64_t now;
+    int found;
+} other_ctx;
+
+static int other_can_run(void *ctx, const char *key, void *value) {
+    other_ctx *o = ctx;
+    const coord_worker *w = value;
+    if (w == o->self || !rf_list_has(w->engines, o->j->spec->engine))
+        return 0;
+    if (quarantined(rf_map_get(o->c->health, key), o->now))
+        return 0;
+    if (job_failures_of(o->j, w->id) >= JOB_FAILURES_BEFORE_KEPT_AWAY)
+        return 0;
+    o->found = 1;
+    return 1;
+}
+
+int coord_worker_may_run(coord *c, const coord_worker *w, const coord_job *j) {
+    if (!rf_list_has(w->engines, j->spec->engine))
+        return 0;
+    uint64_t now = rf_mono_ms();
+    if (quarantined(rf_map_get(c->health, w->id), now))
+        return 0;
+    if (job_failures_of(j, w->id) < JOB_FAILURES_BEFORE_KEPT_AWAY)
+        return 1;
+    /* Kept away, unless nobody else could take the job: then trying again
+     * beats a job that waits for ever (max-attempts still bounds it). */
+    other_ctx o = {c, w, j, now, 0};
+    rf_map_each(c->workers, other_can_run, &o);
+    return !o.found;
+}
+
+/* ---- assignment ---- */
+
+typedef struct accept_ctx {
+    coord *c;
+    coord_worker *w;
+} accept_ctx;
+
+static int accept_job(void *ctx, void *job) {
+    accept_ctx *a = ctx;
+    return coord_worker_may_run(a->c, a->w, job);
+}
+
+static void assign(coord *c, coord_worker *w, coord_job *j, uint32_t k) {
+    coord_seg *s = &j->segs[k];
+    const plan_segment *ps = &j->plan->seg[k];
+    s->attempt++;
+    char path[RF_PATH_MAX + 64];
+    coord_seg_part_path(j, k, s->attempt, path, sizeof path);
+    s->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (s->fd < 0) {
+        char err[RF_PATH_MAX + 128];
+        snprintf(err, sizeof err, "spool: cannot create %s: %s", path, strerror(errno));
+        coord_job_finish(c, j, "failed", err);
+        return;
+    }
+    s->state = SEG_RUNNING;
+    s->frames_recv = 0;
+    s->started_ms = rf_mono_ms();
+    snprintf(s->worker, sizeof s->worker, "%s", w->id);
+
+    Rfarm__Assign a = RFARM__ASSIGN__INIT;
+    a.job_id = j->spec->id;
+    a.segment = k;
+    a.attempt = s->attempt;
+    a.first_frame = ps->first;
+    a.frames = ps->frames;
+    a.width = j->spec->width;
+    a.height = j->spec->height;
+    a.fps_num = j->spec->fps_num;
+    a.fps_den = j->spec->fps_den;
+    a.seed = j->spec->seed;
+    a.prompt = j->spec->prompt;
+    a.engine = j->spec->engine;
+    a.params_json = j->spec->params_json;
+    a.job_frames = j->spec->frames;
+    Rfarm__CoordMsg m = RFARM__COORD_MSG__INIT;
+    m.body_case = RFARM__COORD_MSG__BODY_ASSIGN;
+    m.assign = &a;
+    coord_send_to_worker(c, w->id, &m);
+
+    w->credits--;
+    coord_slot *slot = &w->slots[w->nslots++];
+    snprintf(slot->job, sizeof slot->job, "%s", j->spec->id);
+    slot->seg = k;
+    slot->attempt = s->attempt;
+
+    rf_info(LOG, "segment assigned job=%s seg=%u attempt=%u worker=%s first=%u frames=%u",
+            j->spec->id, k, s->attempt, w->id, ps->first, ps->frames);
+    if (!j->started) {
+        j->started = 1;
+        coord_store_warn(c, store_job_state(c->st, j->spec->id, "running", NULL), "job state");
+    }
+    coord_store_warn(c, store_seg_state(c->st, j->spec->id, k, "running", s->attempt, w->id, NULL, 0),
+                     "segment state");
+}
+
+static int dispatch_worker(void *ctx, const char *key, void *value) {
+    (void)key;
+    coord *c = ctx;
+    coord_worker *w = value;
+    accept_ctx a = {c, w};
+    while (w->credits > 0 && w->nslots < COORD_MAX_CAPACITY) {
+        void *job;
+        uint32_t k;
+        if (!sched_pop(c->sched, accept_job, &a, &job, &k))
+            break;
+        assign(c, w, job, k);
+    }
+    return sched_pending(c->sched) == 0;
+}
+
+void coord_dispatch(coord *c) {
+    if (sched_pending(c->sched) == 0)
+        return;
+    rf_map_each(c->workers, dispatch_worker, c);
+}
+
+/* ---- workers coming and going ---- */
+
+/* A worker's segments go back to the queue; their next assignment gets a
+ * new attempt number, so anything the old one still sends is dropped. */
+static void worker_release(coord *c, coord_worker *w, const char *why) {
+    for (unsigned i = 0; i < w->nslots; i++) {
+        coord_job *j = rf_map_get(c->jobs, w->slots[i].job);
+        if (!j)
+            continue;
+        uint32_t k = w->slots[i].seg;
+        coord_seg *s = &j->segs[k];
+        if (s->state != SEG_RUNNING || s->attempt != w->slots[i].attempt)
+            continue;
+        coord_seg_close(j, k, 1);
+        s->state = SEG_QUEUED;
+        sched_push(c->sched, j, k, 1);
+        c->stats.segments_lost++;
+        c->stats_dirty = 1;
+        rf_warn(LOG, "segment requeued job=%s seg=%u attempt=%u worker=%s reason=\"%s\"",
+                j->spec->id, k, s->attempt, w->id, why);
+        coord_store_warn(c, store_seg_state(c->st, j->spec->id, k, "queued", s->attempt, NULL, why, 0),
+                         "segment state");
+    }
+    w->nslots = 0;
+    w->credits = 0;
+}
+
+static void worker_gone(coord *c, coord_worker *w, const char *why) {
+    rf_warn(LOG, "worker gone worker=%s reason=\"%s\"", w->id, why);
+    worker_release(c, w, why);
+    coord_store_warn(c, store_worker_seen(c->st, w->id, "gone", w->segments_done), "worker");
+    coord_store_warn(c, store_event(c->st, "worker_gone", NULL, -1, w->id, why), "event");
+    rf_map_del(c->workers, w->id);
+    free(w);
+}
+
+static void send_welcome(coord *c, const char *id, int hello_again) {
+    Rfarm__Welcome wel = RFARM__WELCOME__INIT;
+    wel.heartbeat_ms = c->cfg.heartbeat_ms;
+    wel.hello_again = hello_again;
+    Rfarm__CoordMsg m = RFARM__COORD_MSG__INIT;
+    m.body_case = RFARM__COORD_MSG__BODY_WELCOME;
+    m.welcome = &wel;
+    coord_send_to_worker(c, id, &m);
+}
+
+static void on_hello(coord *c, const char *id, const Rfarm__Hello *h) {
+    coord_worker *w = rf_map_get(c->workers, id);
+    if (w) {
+        /* The same id says hello again: the process restarted, so whatever
+         * it held is lost. */
+        worker_release(c, w, "worker restarted");
+    } else {
+        w = calloc(1, sizeof *w);
+        if (!w || rf_map_put(c->workers, id, w) != 0) {
+            free(w);
+            rf_error(LOG, "out of memory registering worker=%s", id);
+            return;
+        }
+        snprintf(w->id, sizeof w->id, "%s", id);
+    }
+    w->engines[0] = '\0';
+    for (size_t i = 0; i < h->n_engines; i++) {
+        size_t len = strlen(w->engines);
+        snprintf(w->engines + len, sizeof w->engines - len, "%s%s", i ? "," : "", h->engines[i]);
+    }
+    w->capacity = h->capacity;
+    w->credits = 0;
+    w->last_seen_ms = rf_mono_ms();
+    rf_info(LOG, "worker joined worker=%s engines=%s gpus=%u capacity=%u compute=%s host=%s pid=%u",
+            id, w->engines, h->gpus, h->capacity, h->compute, h->hostname, h->pid);
+    store_worker w_rec = {.id = id, .engines = w->engines, .compute = h->compute,
+                          .hostname = h->hostname, .state = "idle", .gpus = h->gpus,
+                          .capacity = h->capacity, .pid = h->pid};
+    coord_store_warn(c, store_worker_hello(c->st, &w_rec), "worker");
+    coord_store_warn(c, store_event(c->st, "worker_joined", NULL, -1, id, NULL), "event");
+    send_welcome(c, id, 0);
+}
+
+static int resync_worker(void *ctx, const char *key, void *value) {
+    (void)key;
+    coord *c = ctx;
+    coord_worker *w = value;
+    return store_worker_seen(c->st, w->id, w->nslots ? "busy" : "idle", w->segments_done) != 0;
+}
+
+void coord_workers_resync(coord *c) {
+    rf_map_each(c->workers, resync_worker, c);
+}
+
+/* ---- what workers send ---- */
+
+/* The segment a message talks about, when it is the current attempt held by
+ * this worker; NULL (and the message is stale) otherwise. */
+static coord_job *current(coord *c, const coord_worker *w, const char *job, uint32_t k,
+                          uint32_t attempt) {
+    coord_job *j = rf_map_get(c->jobs, job);
+    if (!j || k >= j->plan->n)
+        return NULL;
+    coord_seg *s = &j->segs[k];
+    if (s->state != SEG_RUNNING || s->attempt != attempt || strcmp(s->worker, w->id) != 0)
+        return NULL;
+    return j;
+}
+
+static void count_stale(coord *c, int frame) {
+    if (frame)
+        c->stats.stale_frames++;
+    else
+        c->stats.stale_results++;
+    c->stats_dirty = 1;
+}
+
+static void on_frame(coord *c, coord_worker *w, const Rfarm__Frame *f, rf_parts *p) {
+    coord_job *j = current(c, w, f->job_id, f->segment, f->attempt);
+    if (!j) {
+        count_stale(c, 1);
+        rf_debug(LOG, "stale frame dropped job=%s seg=%u attempt=%u worker=%s", f->job_id,
+                 f->segment, f->attempt, w->id);
+        return;
+    }
+    coord_seg *s = &j->segs[f->segment];
+    const plan_segment *ps = &j->plan->seg[f->segment];
+    char err[256] = "";
+    if (p->n < 3)
+        snprintf(err, sizeof err, "frame %u arrived without pixels", f->frame);
+    else if (rf_part_size(p, 2) != j->frame_bytes)
+        snprintf(err, sizeof err, "frame %u has %zu bytes, expected %zu for %ux%u I420", f->frame,
+                 rf_part_size(p, 2), j->frame_bytes, j->spec->width, j->spec->height);
+    else if (f->frame != ps->first + s->frames_recv)
+        snprintf(err, sizeof err, "frame %u out of order (expected %u)", f->frame,
+                 ps->first + s->frames_recv);
+    if (err[0]) {
+        coord_seg_close(j, f->segment, 1);
+        coord_worker_drop_slot(w, j->spec->id, f->segment);
+        coord_job_fail_segment(c, j, f->segment, w->id, err);
+        return;
+    }
+    const uint8_t *px = rf_part_data(p, 2);
+    off_t off = (off_t)s->frames_recv * (off_t)j->frame_bytes;
+    size_t done = 0;
+    while (done < j->frame_bytes) {
+        ssize_t r = pwrite(s->fd, px + done, j->frame_bytes - done, off + (off_t)done);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            /* A full or failing spool disk is the coordinator's problem, not
+             * the segment's: fail the job with the reason. */
+            char reason[512];
+            snprintf(reason, sizeof reason, "spool: write failed for segment %u: %s", f->segment,
+                     r < 0 ? strerror(errno) : "no progress");
+            coord_job_finish(c, j, "failed", reason);
+            return;
+        }
+        done += (size_t)r;
+    }
+    s->frames_recv++;
+}
+
+static void on_done(coord *c, coord_worker *w, const Rfarm__SegmentDone *d) {
+    coord_job *j = current(c, w, d->job_id, d->segment, d->attempt);
+    if (!j) {
+        count_stale(c, 0);
+        rf_info(LOG, "stale result dropped job=%s seg=%u attempt=%u worker=%s", d->job_id,
+                d->segment, d->attempt, w->id);
+        return;
+    }
+    uint32_t k = d->segment;
+    coord_seg *s = &j->segs[k];
+    coord_worker_drop_slot(w, j->spec->id, k);
+    if (s->frames_recv != j->plan->seg[k].frames) {
+        char err[128];
+        snprintf(err, sizeof err, "worker delivered %u of %u frames", s->frames_recv,
+                 j->plan->seg[k].frames);
+        coord_seg_close(j, k, 1);
+        coord_job_fail_segment(c, j, k, w->id, err);
+        return;
+    }
+    char part[RF_PATH_MAX + 64], final[RF_PATH_MAX + 64];
+    coord_seg_part_path(j, k, s->attempt, part, sizeof part);
+    stitch_spool_path(j->spool, k, final, sizeof final);
+    close(s->fd);
+    s->fd = -1;
+    if (rename(part, final) != 0) {
+        char reason[RF_PATH_MAX + 128];
+        snprintf(reason, sizeof reason, "spool: cannot rename %s: %s", part, strerror(errno));
+        unlink(part);
+        coord_job_finish(c, j, "failed", reason);
+        return;
+    }
+    s->state = SEG_DONE;
+    j->segments_done++;
+    w->segments_done++;
+    c->stats.segments_rendered++;
+    c->stats_dirty = 1;
+    rf_info(LOG, "segment done job=%s seg=%u attempt=%u worker=%s frames=%u ms=%llu", j->spec->id,
+            k, s->attempt, w->id, d->frames, (unsigned long long)d->render_ms);
+    coord_store_warn(c, store_seg_state(c->st, j->spec->id, k, "done", s->attempt, w->id, NULL,
+                                        d->render_ms), "segment state");
+    coord_store_warn(c, store_worker_seen(c->st, w->id, w->nslots ? "busy" : "idle",
+                                          w->segments_done), "worker");
+    coord_store_warn(c, store_event(c->st, "segment_done", j->spec->id, (int)k, w->id, NULL),
+                     "event");
+    coord_health_rendered(c, j, k, w->id);
+    stitch_job_ready(j->stitch, k);
+}
+
+static void on_failed(coord *c, coord_worker *w, const Rfarm__SegmentFailed *f) {
+    coord_job *j = current(c, w, f->job_id, f->segment, f->attempt);
+    if (!j) {
+        count_stale(c, 0);
+        return;
+    }
+    coord_seg_close(j, f->segment, 1);
+    coord_worker_drop_slot(w, j->spec->id, f->segment);
+    coord_job_fail_segment(c, j, f->segment, w->id, f->error);
+}
+
+void coord_on_worker_message(coord *c) {
+    rf_parts p;
+    if (rf_wire_recv(c->wsock, &p, ZMQ_DONTWAIT) != 0)
+        return;
+    if (p.n < 2 || rf_part_size(&p, 0) == 0 || rf_part_size(&p, 0) > RF_ID_MAX) {
+        rf_parts_close(&p);
+        return;
+    }
+    char id[RF_ID_MAX + 1];
+    memcpy(id, rf_part_data(&p, 0), rf_part_size(&p, 0));
+    id[rf_part_size(&p, 0)] = '\0';
+    Rfarm__WorkerMsg *m = rfarm__worker_msg__unpack(NULL, rf_part_size(&p, 1), rf_part_data(&p, 1));
+    if (!m) {
+        rf_warn(LOG, "malformed message from worker=%s bytes=%zu", id, rf_part_size(&p, 1));
+        rf_parts_close(&p);
+        return;
+    }
+    coord_worker *w = rf_map_get(c->workers, id);
+    if (m->body_case == RFARM__WORKER_MSG__BODY_HELLO) {
+        on_hello(c, id, m->hello);
+    } else if (!w) {
+        /* A worker we do not know (we restarted, or declared it lost): what
+         * it sends about segments is stale; it must introduce itself. */
+        if (m->body_case == RFARM__WORKER_MSG__BODY_FRAME)
+            count_stale(c, 1);
+        else if (m->body_case == RFARM__WORKER_MSG__BODY_DONE ||
+                 m->body_case == RFARM__WORKER_MSG__BODY_FAILED)
+            count_stale(c, 0);
+        if (m->body_case != RFARM__WORKER_MSG__BODY_FRAME &&
+            m->body_case != RFARM__WORKER_MSG__BODY_BYE)
+            send_welcome(c, id, 1);
+    } else {
+        w->last_seen_ms = rf_mono_ms();
+        switch (m->body_case) {
+        case RFARM__WORKER_MSG__BODY_CREDIT:
+            w->credits += m->credit->n;
+            if (w->credits > COORD_MAX_CAPACITY)
+                w->credits = COORD_MAX_CAPACITY;
+            break;
+        case RFARM__WORKER_MSG__BODY_HEARTBEAT:
+            break;
+        case RFARM__WORKER_MSG__BODY_FRAME:
+            on_frame(c, w, m->frame, &p);
+            break;
+        case RFARM__WORKER_MSG__BODY_DONE:
+            on_done(c, w, m->done);
+            break;
+        case RFARM__WORKER_MSG__BODY_FAILED:
+            on_failed(c, w, m->failed);
+            break;
+        case RFARM__WORKER_MSG__BODY_BYE:
+            worker_gone(c, w, m->bye->reason[0] ? m->bye->reason : "said bye");
+            break;
+        default:
+            break;
+        }
+    }
+    rfarm__worker_msg__free_unpacked(m, NULL);
+    rf_parts_close(&p);
+}
+
+/* ---- leases ---- */
+
+typedef struct lease_ctx {
+    uint64_t now;
+    unsigned lease_ms;
+    coord_worker *expired;
+} lease_ctx;
+
+static int find_expired(void *ctx, const char *key, void *value) {
+    (void)key;
+    lease_ctx *l = ctx;
+    coord_worker *w = value;
+    if (l->now - w->last_seen_ms > l->lease_ms) {
+        l->expired = w;
+        return 1;
+    }
+    return 0;
+}
+
+void coord_check_leases(coord *c) {
+    for (;;) {
+        lease_ctx l = {.now = rf_mono_ms(), .lease_ms = c->cfg.lease_ms, .expired = NULL};
+        rf_map_each(c->workers, find_expired, &l);
+        if (!l.expired)
+            return;
+        char why[96];
+        snprintf(why, sizeof why, "silent for more than %u ms", c->cfg.lease_ms);
+        worker_gone(c, l.expired, why);
+    }
+}

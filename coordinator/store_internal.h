@@ -1,0 +1,42 @@
+/* store_internal — what store.c (connection, writes) and store_read.c
+ * (reads) share: the handle's layout and the argv-building helpers. Not
+ * for use outside the store module. */
+#ifndef STORE_INTERNAL_H
+#define STORE_INTERNAL_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+struct store {
+    redisContext *rc;    /* NULL while disconnected */
+    char addr[256];
+    char prefix[64];
+    unsigned events_max;
+    char last_err[256];
+    int outage;           /* a command failed for want of Redis; store_poll ends it */
+    unsigned backoff_ms;  /* current reconnect backoff, 0 when connected */
+    uint64_t retry_at_ms; /* no reconnect attempt before this (monotonic) */
+};
+
+/* A command as argv: each argument one string, so values with spaces need
+ * no quoting. Numbers are formatted into the struct's own storage. */
+#define STORE_MAX_ARGS 48
+typedef struct store_argv {
+    int n;
+    const char *v[STORE_MAX_ARGS];
+    size_t len[STORE_MAX_ARGS];
+    char own[STORE_MAX_ARGS][64];
+} store_argv;
+
+void store_arg(store_argv *a, const char *s);
+void store_arg_u64(store_argv *a, uint64_t v);
+/* The reply (caller frees) or NULL with s->last_err set. */
+redisReply *store_command(store *s, int argc, const char **argv, const size_t *argvlen);
+int store_run(store *s, store_argv *a);
+/* prefix + fmt(id, k) into buf. */
+void store_key(const store *s, char *buf, size_t len, const char *fmt, const char *id, long k);
+
+#endif
