@@ -288,7 +288,8 @@ static void workers(coord *c, rf_parts *req) {
         free(l.ids);
         return;
     }
-    qsort(l.ids, l.n, sizeof *l.ids, by_id);
+    if (l.n)
+        qsort(l.ids, l.n, sizeof *l.ids, by_id);
     Rfarm__WorkerStatus *ws = calloc(l.n ? l.n : 1, sizeof *ws);
     Rfarm__WorkerStatus **ptrs = calloc(l.n ? l.n : 1, sizeof *ptrs);
     size_t found = 0;

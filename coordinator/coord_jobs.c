@@ -343,8 +343,10 @@ void coord_jobs_resync(coord *c) {
             break;
         rf_info(LOG, "final state written job=%s state=%s", f->job, f->state);
     }
-    memmove(c->finals, c->finals + i, (c->nfinals - i) * sizeof *c->finals);
-    c->nfinals -= i;
+    if (i) {
+        memmove(c->finals, c->finals + i, (c->nfinals - i) * sizeof *c->finals);
+        c->nfinals -= i;
+    }
 }
 
 /* ---- recovery after a restart ---- */
@@ -502,7 +504,8 @@ int coord_jobs_recover(coord *c, char *err, size_t errlen) {
         if (store_job_read(c->st, l.v[i].id, job_field, &l.v[i], err, errlen) < 0)
             rc = -1;
     if (rc == 0) {
-        qsort(l.v, l.n, sizeof *l.v, by_created);
+        if (l.n)
+            qsort(l.v, l.n, sizeof *l.v, by_created);
         for (size_t i = 0; i < l.n; i++) {
             char why[2048];
             if (recover_job(c, &l.v[i], why, sizeof why) != 0) {

@@ -227,6 +227,32 @@ def log_fields(line):
     return out
 
 
+def _resp_read(f):
+    """One RESP value from a binary file object (Farm.redis_command)."""
+    line = f.readline()
+    if not line.endswith(b"\r\n"):
+        raise FarmError(f"redis: connection closed mid-reply ({line!r})")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode("utf-8", "replace")
+    if kind == b"-":
+        raise FarmError(f"redis error: {rest.decode('utf-8', 'replace')}")
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)
+        if len(data) != n + 2:
+            raise FarmError("redis: connection closed mid-reply")
+        return data[:-2].decode("utf-8", "replace")
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_resp_read(f) for _ in range(n)]
+    raise FarmError(f"redis: unexpected reply {line!r}")
+
+
 def tail(path, lines=40):
     try:
         with open(path, "rb") as f:
@@ -373,7 +399,7 @@ class Farm:
     """
 
     def __init__(self, suite, workers=3, capacity=None, prefix=PREFIX, name="farm",
-                 coordinator_args=()):
+                 coordinator_args=(), redis_aof=False):
         self.suite = suite
         self.bin = suite.bin
         self.nworkers = workers
@@ -381,10 +407,14 @@ class Farm:
         self.prefix = prefix
         self.name = name
         self.coordinator_args = list(coordinator_args)
+        # redis_aof: run Redis with append-only persistence (fsync on every
+        # write), so that stop_redis()/start_redis() lose nothing.
+        self.redis_aof = redis_aof
         self.tmp = None
         self.redis = None
         self.coordinator = None
         self.workers = {}
+        self.retired = []  # earlier coordinator and Redis processes (restarts)
         self._failed_before = 0
         self._cli_count = 0
         self._announces_workers = True
@@ -425,12 +455,14 @@ class Farm:
         for i in range(self.nworkers):
             self.add_worker(f"w{i}")
 
-    def _start_redis(self):
+    def _start_redis(self, log_name="redis.log"):
+        persistence = (["--appendonly", "yes", "--appendfsync", "always"] if self.redis_aof
+                       else ["--appendonly", "no"])
         self.redis = Proc("redis-server",
                           ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                           "--dir", os.path.join(self.tmp, "redis"), "--save", "",
-                           "--appendonly", "no", "--daemonize", "no"],
-                          os.path.join(self.log_dir, "redis.log"), self.tmp)
+                           "--dir", os.path.join(self.tmp, "redis"), "--save", ""]
+                          + persistence + ["--daemonize", "no"],
+                          os.path.join(self.log_dir, log_name), self.tmp)
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
             if self._redis_ping():
@@ -520,6 +552,70 @@ class Farm:
         except subprocess.TimeoutExpired:
             pass
 
+    def restart_coordinator(self):
+        """Start a new coordinator with the very same command line (same
+        ports, spool, Redis and prefix) after the old one was killed, and
+        wait until it is ready. Its log is coordinator-2.log (-3, ...); the
+        old process stays in self.retired. Returns the new Proc."""
+        old = self.coordinator
+        if old.alive():
+            raise FarmError("restart_coordinator: the coordinator is still running (kill it first)")
+        old.exit_checked = True
+        old._log.close()
+        self.retired.append(old)
+        n = 1 + sum(1 for p in self.retired if p.name.startswith("coordinator"))
+        self.coordinator = Proc("coordinator", list(old.argv),
+                                os.path.join(self.log_dir, f"coordinator-{n}.log"), self.tmp)
+        self.coordinator.wait_for_line(r"coordinator ready", READY_TIMEOUT)
+        return self.coordinator
+
+    def kill_worker(self, name, sig=signal.SIGKILL):
+        """Kill one worker on purpose with sig (SIGKILL by default) and wait
+        for it to die; it is then not expected to exit 0 when the farm stops.
+        Returns its exit status (-signal)."""
+        w = self.workers[name]
+        w.stopped = True
+        w.exit_checked = True
+        try:
+            os.kill(w.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            w.popen.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            w.kill_group()
+            w.popen.wait(timeout=5)
+        w.kill_group()  # whatever it left behind
+        w._log.close()
+        return w.popen.returncode
+
+    def signal_worker(self, name, sig):
+        """Send sig (SIGSTOP, SIGCONT, ...) to one worker process, nothing
+        else. A worker left stopped cannot exit on SIGTERM: SIGCONT it."""
+        os.kill(self.workers[name].pid, sig)
+
+    def stop_redis(self, timeout=10.0):
+        """SIGTERM Redis and wait until it has exited (with redis_aof=True it
+        flushes its append-only file first). Returns its exit status."""
+        r = self.redis
+        r.terminate()
+        rc, killed = r.wait_exit(timeout)
+        r.exit_checked = True
+        if killed:
+            raise FarmError(f"redis-server still running {timeout:.0f}s after SIGTERM")
+        return rc
+
+    def start_redis(self):
+        """Start Redis again after stop_redis(): same command line (port,
+        dir, persistence), log redis-2.log (-3, ...); waits for PING."""
+        old = self.redis
+        if old is not None and old.alive():
+            raise FarmError("start_redis: redis-server is still running (stop_redis first)")
+        if old is not None:
+            self.retired.append(old)
+        n = 1 + sum(1 for p in self.retired if p.name.startswith("redis"))
+        self._start_redis(log_name=f"redis-{n}.log")
+
     def stop(self):
         """Stop everything: workers first (they drain), then the coordinator,
         then Redis. Checks that the coordinator and workers exit 0."""
@@ -570,7 +666,7 @@ class Farm:
             self.stop()
         finally:
             # Whatever happened above, no child may survive.
-            for p in [self.redis, self.coordinator] + list(self.workers.values()):
+            for p in [self.redis, self.coordinator] + list(self.workers.values()) + self.retired:
                 if p is not None:
                     if p.alive():
                         p.kill_group()
@@ -712,6 +808,26 @@ class Farm:
         if r.returncode != 0:
             raise FarmError(f"redis-cli {' '.join(map(str, args))}: exit {r.returncode}: {r.stderr.strip()}")
         return r.stdout.rstrip("\n")
+
+    def redis_command(self, *args, timeout=5.0):
+        """One command on a fresh connection to this farm's Redis, spoken in
+        RESP directly (values may hold newlines, which redis-cli --raw
+        cannot show unambiguously). Returns str, int, None or a list of
+        them; FarmError when Redis is unreachable or answers an error."""
+        parts = [a if isinstance(a, bytes) else str(a).encode() for a in args]
+        req = b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in parts)
+        try:
+            with socket.create_connection(("127.0.0.1", self.redis_port), timeout=timeout) as s:
+                s.sendall(req)
+                f = s.makefile("rb")
+                return _resp_read(f)
+        except OSError as e:
+            raise FarmError(f"redis {' '.join(map(str, args))}: {e}")
+
+    def redis_hgetall(self, key):
+        """A Redis hash as a dict of strings ({} when the key is absent)."""
+        out = self.redis_command("HGETALL", key) or []
+        return {out[i]: out[i + 1] for i in range(0, len(out) - 1, 2)}
 
     def redis_keys(self, pattern):
         out = self.redis_cli("KEYS", pattern)
