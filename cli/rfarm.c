@@ -220,6 +220,15 @@ static Rfarm__ClientReply *get_status(cli *c, const char *job, int *transient) {
     return r;
 }
 
+/* Print {"<key>": arr} for scripts; takes arr. */
+static void print_json(const char *key, json_t *arr) {
+    json_t *root = json_pack("{s:o}", key, arr);
+    char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    printf("%s\n", text ? text : "{}");
+    free(text);
+    json_decref(root);
+}
+
 static json_t *job_json(const Rfarm__JobStatus *j) {
     return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:I, s:I}", "id", j->id,
                      "state", j->state, "engine", j->engine, "frames", (json_int_t)j->frames,
@@ -250,11 +259,7 @@ static int cmd_status(cli *c, int argc, char **argv) {
         json_t *arr = json_array();
         for (size_t i = 0; i < s->n_jobs; i++)
             json_array_append_new(arr, job_json(s->jobs[i]));
-        json_t *root = json_pack("{s:o}", "jobs", arr);
-        char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        printf("%s\n", text ? text : "{}");
-        free(text);
-        json_decref(root);
+        print_json("jobs", arr);
     } else {
         printf("%-24s %-10s %-15s %-9s %s\n", "JOB", "STATE", "FRAMES", "SEGMENTS", "OUTPUT / ERROR");
         for (size_t i = 0; i < s->n_jobs; i++) {
@@ -403,11 +408,7 @@ static int cmd_workers(cli *c, int argc, char **argv) {
         json_t *arr = json_array();
         for (size_t i = 0; i < ws->n_workers; i++)
             json_array_append_new(arr, worker_json(ws->workers[i]));
-        json_t *root = json_pack("{s:o}", "workers", arr);
-        char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        printf("%s\n", text ? text : "{}");
-        free(text);
-        json_decref(root);
+        print_json("workers", arr);
     } else {
         uint64_t now = rf_wall_ms();
         printf("%-20s %-12s %-18s %-8s %-6s %-7s %s\n", "WORKER", "STATE", "ENGINES", "SEGMENTS",

@@ -78,6 +78,24 @@ static void submit(coord *c, rf_parts *req, const Rfarm__SubmitRequest *s) {
     reply(c, req, &r);
 }
 
+/* A reply's string field from a Redis value: a copy, replacing any earlier
+ * one (fields start as protobuf-c's shared empty string, never freed). A
+ * failed copy leaves the field empty. */
+static void set_str(char **field, const char *value) {
+    if (*field && *field != protobuf_c_empty_string)
+        free(*field);
+    *field = strdup(value);
+    if (!*field)
+        *field = (char *)protobuf_c_empty_string;
+}
+
+/* Frees the strings set_str made. */
+static void free_strs(char *const *strs, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (strs[i] && strs[i] != protobuf_c_empty_string)
+            free(strs[i]);
+}
+
 /* Fills a JobStatus from the Redis hash; strings are strdup'd. */
 static void status_field(void *ctx, const char *name, const char *value) {
     Rfarm__JobStatus *js = ctx;
@@ -93,7 +111,7 @@ static void status_field(void *ctx, const char *name, const char *value) {
     else if (strcmp(name, "error") == 0)
         str = &js->error;
     if (str) {
-        *str = strdup(value);
+        set_str(str, value);
         return;
     }
     unsigned long long v = strtoull(value, NULL, 10);
@@ -113,9 +131,7 @@ static void status_field(void *ctx, const char *name, const char *value) {
 
 static void status_free(Rfarm__JobStatus *js) {
     char *const strs[] = {js->id, js->state, js->engine, js->output, js->error};
-    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
-        if (strs[i] != protobuf_c_empty_string)
-            free(strs[i]);
+    free_strs(strs, sizeof strs / sizeof strs[0]);
 }
 
 static void status(coord *c, rf_parts *req, const Rfarm__StatusRequest *s) {
@@ -229,9 +245,7 @@ static void worker_field(void *ctx, const char *name, const char *value) {
     else if (strcmp(name, "last_error") == 0)
         str = &ws->last_error;
     if (str) {
-        if (*str != protobuf_c_empty_string)
-            free(*str);
-        *str = strdup(value);
+        set_str(str, value);
         return;
     }
     unsigned long long v = strtoull(value, NULL, 10);
@@ -252,9 +266,7 @@ static void worker_field(void *ctx, const char *name, const char *value) {
 static void worker_status_free(Rfarm__WorkerStatus *ws) {
     char *const strs[] = {ws->id, ws->state, ws->engines, ws->compute, ws->hostname,
                           ws->kept_from_jobs, ws->last_error};
-    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
-        if (strs[i] && strs[i] != protobuf_c_empty_string)
-            free(strs[i]);
+    free_strs(strs, sizeof strs / sizeof strs[0]);
 }
 
 typedef struct worker_list {
@@ -311,11 +323,8 @@ static void workers(coord *c, rf_parts *req) {
             continue;
         }
         /* A quarantine is a state of its own while it lasts. */
-        if (cur->quarantined_until_ms > now && strcmp(cur->state, "gone") != 0) {
-            if (cur->state != protobuf_c_empty_string)
-                free(cur->state);
-            cur->state = strdup("quarantined");
-        }
+        if (cur->quarantined_until_ms > now && strcmp(cur->state, "gone") != 0)
+            set_str(&cur->state, "quarantined");
         ptrs[found++] = cur;
     }
     Rfarm__WorkersReply wr = RFARM__WORKERS_REPLY__INIT;

@@ -14,6 +14,7 @@
  * worker would refuse never gets queued.
  */
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -107,4 +108,29 @@ int engine_check_params(const char *engine, const char *params_json, char *errs,
         return 1;
     }
     return e->check(params_json, errs, errlen);
+}
+
+void engine_add_problem(char *errs, size_t errlen, const char *fmt, ...) {
+    if (!errs || errlen == 0)
+        return;
+    size_t used = strnlen(errs, errlen);
+    if (used + 1 >= errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(errs + used, errlen - used, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && used + (size_t)n + 1 < errlen) {
+        errs[used + (size_t)n] = '\n';
+        errs[used + (size_t)n + 1] = '\0';
+    }
+}
+
+void engine_printable_key(const char *key, char *out, size_t outlen) {
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)key; *p && o + 2 < outlen; p++)
+        out[o++] = (*p >= 0x20 && *p < 0x7f) ? (char)*p : '?';
+    if (key[o] && o + 4 < outlen)
+        o += (size_t)snprintf(out + o, outlen - o, "...");
+    out[o] = '\0';
 }

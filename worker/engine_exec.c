@@ -51,7 +51,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,35 +99,6 @@ typedef struct exec_run {
 
 /* ---- parameters ------------------------------------------------------- */
 
-/* Append a formatted line to errs (a C string already). */
-static void add_problem(char *errs, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void add_problem(char *errs, size_t errlen, const char *fmt, ...) {
-    if (!errs || errlen == 0)
-        return;
-    size_t used = strnlen(errs, errlen);
-    if (used + 1 >= errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(errs + used, errlen - used, fmt, ap);
-    va_end(ap);
-    if (n >= 0 && used + (size_t)n + 1 < errlen) {
-        errs[used + (size_t)n] = '\n';
-        errs[used + (size_t)n + 1] = '\0';
-    }
-}
-
-/* A key as it may appear in a one-line message: printable, bounded. */
-static void printable_key(const char *key, char *out, size_t outlen) {
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)key; *p && o + 2 < outlen; p++)
-        out[o++] = (*p >= 0x20 && *p < 0x7f) ? (char)*p : '?';
-    if (key[o] && o + 4 < outlen)
-        o += (size_t)snprintf(out + o, outlen - o, "...");
-    out[o] = '\0';
-}
-
 /* Check root (a JSON object) into *out. Returns the number of problems,
  * each appended to errs as a line. out->command borrows from root. */
 static int exec_parse(json_t *root, exec_params *out, char *errs, size_t errlen) {
@@ -140,7 +110,7 @@ static int exec_parse(json_t *root, exec_params *out, char *errs, size_t errlen)
         if (strcmp(key, "command") == 0) {
             const char *c = json_is_string(val) ? json_string_value(val) : NULL;
             if (!c || c[0] == '\0' || strlen(c) != json_string_length(val)) {
-                add_problem(errs, errlen, "params.command: must be a non-empty string");
+                engine_add_problem(errs, errlen, "params.command: must be a non-empty string");
                 problems++;
             } else {
                 out->command = c;
@@ -148,7 +118,7 @@ static int exec_parse(json_t *root, exec_params *out, char *errs, size_t errlen)
         } else if (strcmp(key, "timeout_s") == 0) {
             double v = json_is_number(val) ? json_number_value(val) : -1.0;
             if (!(v >= 1.0 && v <= TIMEOUT_MAX_S)) {
-                add_problem(errs, errlen, "params.timeout_s: must be a number between 1 and %.0f",
+                engine_add_problem(errs, errlen, "params.timeout_s: must be a number between 1 and %.0f",
                             TIMEOUT_MAX_S);
                 problems++;
             } else {
@@ -156,13 +126,13 @@ static int exec_parse(json_t *root, exec_params *out, char *errs, size_t errlen)
             }
         } else {
             char k[80];
-            printable_key(key, k, sizeof k);
-            add_problem(errs, errlen, "params.%s: unknown parameter for engine exec", k);
+            engine_printable_key(key, k, sizeof k);
+            engine_add_problem(errs, errlen, "params.%s: unknown parameter for engine exec", k);
             problems++;
         }
     }
     if (!json_object_get(root, "command")) {
-        add_problem(errs, errlen, "params.command: required (the shell command to run)");
+        engine_add_problem(errs, errlen, "params.command: required (the shell command to run)");
         problems++;
     }
     return problems;
@@ -178,7 +148,7 @@ static int exec_load(const char *params_json, json_t **root, exec_params *out, c
         json_decref(*root);
         *root = NULL;
         *out = (exec_params){.command = NULL, .timeout_s = TIMEOUT_DEFAULT_S};
-        add_problem(errs, errlen, "params: must be a JSON object");
+        engine_add_problem(errs, errlen, "params: must be a JSON object");
         return 1;
     }
     return exec_parse(*root, out, errs, errlen);

@@ -3,7 +3,17 @@
 #ifndef ENGINE_IMPL_H
 #define ENGINE_IMPL_H
 
+#include <stddef.h>
+
 #include "engine.h"
+
+/* Shared by the engines' parameter checks (engine.c). */
+/* Append a formatted line (and '\n') to errs, a C string already; a line
+ * that does not fit whole is dropped. */
+void engine_add_problem(char *errs, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A JSON key as it may appear in a one-line message: printable, bounded. */
+void engine_printable_key(const char *key, char *out, size_t outlen);
 
 int engine_synthetic_render(const engine_segment *seg, const engine_io *io, char *err, size_t errlen);
 int engine_synthetic_check(const char *params_json, char *errs, size_t errlen);

@@ -55,7 +55,6 @@
  */
 #include <jansson.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,35 +187,6 @@ static int64_t now_us(void) {
 
 /* ---- parameters ------------------------------------------------------- */
 
-/* Append "params.<key>: <reason>\n" to errs (a C string already). */
-static void add_problem(char *errs, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void add_problem(char *errs, size_t errlen, const char *fmt, ...) {
-    if (!errs || errlen == 0)
-        return;
-    size_t used = strnlen(errs, errlen);
-    if (used + 1 >= errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(errs + used, errlen - used, fmt, ap);
-    va_end(ap);
-    if (n >= 0 && used + (size_t)n + 1 < errlen) {
-        errs[used + (size_t)n] = '\n';
-        errs[used + (size_t)n + 1] = '\0';
-    }
-}
-
-/* A key as it may appear in a one-line message: printable, bounded. */
-static void printable_key(const char *key, char *out, size_t outlen) {
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)key; *p && o + 2 < outlen; p++)
-        out[o++] = (*p >= 0x20 && *p < 0x7f) ? (char)*p : '?';
-    if (key[o] && o + 4 < outlen)
-        o += (size_t)snprintf(out + o, outlen - o, "...");
-    out[o] = '\0';
-}
-
 /* Parse and check params_json into *out. Returns the number of problems,
  * each appended to errs as a line. */
 static int synth_parse(const char *params_json, synth_params *out, char *errs, size_t errlen) {
@@ -225,7 +195,7 @@ static int synth_parse(const char *params_json, synth_params *out, char *errs, s
     json_t *root = json_loads(params_json ? params_json : "", JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(root)) {
         json_decref(root);
-        add_problem(errs, errlen, "params: must be a JSON object");
+        engine_add_problem(errs, errlen, "params: must be a JSON object");
         return 1;
     }
     int problems = 0;
@@ -235,22 +205,22 @@ static int synth_parse(const char *params_json, synth_params *out, char *errs, s
         double v = json_is_number(val) ? json_number_value(val) : NAN;
         if (strcmp(key, "disagreement") == 0) {
             if (!(v >= 0.0 && v <= 1.0)) {
-                add_problem(errs, errlen, "params.disagreement: must be a number between 0 and 1");
+                engine_add_problem(errs, errlen, "params.disagreement: must be a number between 0 and 1");
                 problems++;
             } else {
                 out->dis_q16 = (uint32_t)(v * 65536.0 + 0.5);
             }
         } else if (strcmp(key, "cost_ms") == 0) {
             if (!(v >= 0.0 && v <= 60000.0)) {
-                add_problem(errs, errlen, "params.cost_ms: must be a number between 0 and 60000");
+                engine_add_problem(errs, errlen, "params.cost_ms: must be a number between 0 and 60000");
                 problems++;
             } else {
                 out->cost_us = (int64_t)(v * 1000.0 + 0.5);
             }
         } else {
             char k[80];
-            printable_key(key, k, sizeof k);
-            add_problem(errs, errlen, "params.%s: unknown parameter for engine synthetic", k);
+            engine_printable_key(key, k, sizeof k);
+            engine_add_problem(errs, errlen, "params.%s: unknown parameter for engine synthetic", k);
             problems++;
         }
     }
