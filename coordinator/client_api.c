@@ -216,7 +216,7 @@ static void cancel(coord *c, rf_parts *req, const Rfarm__CancelRequest *q) {
         running += j->segs[k].state == SEG_RUNNING;
     char id[RF_ID_MAX + 1];
     snprintf(id, sizeof id, "%s", q->job_id);
-    coord_job_finish(c, j, "cancelled", "cancelled by the operator");
+    coord_job_finish(c, j, "cancelled", "cancelled by the operator", 0);
     Rfarm__CancelReply cr = RFARM__CANCEL_REPLY__INIT;
     cr.job_id = id;
     cr.segments_stopped = running;

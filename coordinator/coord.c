@@ -27,6 +27,7 @@
 
 #define EVENTS_ENDPOINT_FMT "inproc://stitch-events-%p"
 #define STATS_EVERY_MS 1000
+#define STALL_MS 1000
 
 void coord_store_warn(coord *c, int rc, const char *what) {
     if (rc != 0)
@@ -60,18 +61,13 @@ static void on_stitch_event(coord *c) {
         coord_store_warn(c, store_job_progress(c->st, ev.job, j->segments_done, ev.frames),
                          "progress");
         break;
-    case STITCH_DONE: {
-        int rc = store_job_output(c->st, ev.job, j->spec->output_path, ev.bytes);
-        coord_store_warn(c, rc, "output");
+    case STITCH_DONE:
         rf_info(LOG, "video written job=%s path=%s frames=%u bytes=%llu", ev.job,
                 j->spec->output_path, ev.frames, (unsigned long long)ev.bytes);
-        coord_job_finish(c, j, "done", NULL);
-        if (rc != 0 && c->nfinals && strcmp(c->finals[c->nfinals - 1].job, ev.job) == 0)
-            c->finals[c->nfinals - 1].output_bytes = ev.bytes;
+        coord_job_finish(c, j, "done", NULL, ev.bytes);
         break;
-    }
     case STITCH_FAILED:
-        coord_job_finish(c, j, "failed", ev.msg);
+        coord_job_finish(c, j, "failed", ev.msg, 0);
         break;
     }
 }
@@ -92,8 +88,8 @@ static void write_stats(coord *c) {
 }
 
 static void catch_up(coord *c) {
-    rf_info(LOG, "redis is back; writing current state jobs=%zu workers=%zu finished_meanwhile=%zu",
-            rf_map_len(c->jobs), rf_map_len(c->workers), c->nfinals);
+    rf_info(LOG, "redis is back; writing current state jobs=%zu workers=%zu",
+            rf_map_len(c->jobs), rf_map_len(c->workers));
     coord_jobs_resync(c);
     coord_workers_resync(c);
     write_stats(c);
@@ -121,6 +117,10 @@ int coord_new(const coord_config *cfg, coord **out, char *err, size_t errlen) {
         free(c);
         return -1;
     }
+    /* Any value but 0 (what a message without the field carries). */
+    while (!c->epoch)
+        if (getentropy(&c->epoch, sizeof c->epoch) != 0)
+            c->epoch = (uint32_t)rf_wall_ms() ^ (uint32_t)getpid();
     c->jobs = rf_map_new();
     c->workers = rf_map_new();
     c->health = rf_map_new();
@@ -208,7 +208,6 @@ void coord_free(coord *c) {
     if (c->zctx)
         zmq_ctx_term(c->zctx);
     store_free(c->st);
-    free(c->finals);
     free(c);
 }
 
@@ -245,17 +244,17 @@ int coord_run(coord *c, volatile sig_atomic_t *stop) {
             rf_error(LOG, "poll failed error=\"%s\"", zmq_strerror(errno));
             return -1;
         }
+        uint64_t now = rf_mono_ms(), busy_from = now;
+        if (now >= next_lease_check) {
+            coord_check_leases(c);
+            next_lease_check = now + 250;
+        }
         if (items[0].revents & ZMQ_POLLIN)
             drain(c, c->wsock, 256, coord_on_worker_message);
         if (items[1].revents & ZMQ_POLLIN)
             coord_client_request(c);
         if (items[2].revents & ZMQ_POLLIN)
             drain(c, c->events, 64, on_stitch_event);
-        uint64_t now = rf_mono_ms();
-        if (now >= next_lease_check) {
-            coord_check_leases(c);
-            next_lease_check = now + 250;
-        }
         if (store_poll(c->st))
             catch_up(c);
         if (c->stats_dirty && now >= next_stats && store_available(c->st)) {
@@ -264,6 +263,12 @@ int coord_run(coord *c, volatile sig_atomic_t *stop) {
         }
         coord_jobs_release_retries(c);
         coord_dispatch(c);
+        /* Heartbeats that waited in the socket while the loop was stuck
+         * (a hung Redis answers each command after a timeout) must not
+         * cost the workers their leases. */
+        uint64_t busy = rf_mono_ms() - busy_from;
+        if (busy > STALL_MS)
+            coord_workers_forgive(c, busy);
     }
     /* Nothing new is taken from here on; what Redis should know is written
      * now, the spool keeps finished segments for the next start. */

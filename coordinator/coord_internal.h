@@ -53,6 +53,7 @@ typedef struct coord_job {
 typedef struct coord_slot {
     char job[RF_ID_MAX + 1];
     uint32_t seg, attempt;
+    uint64_t assigned_ms; /* monotonic */
 } coord_slot;
 
 #define COORD_MAX_CAPACITY 64
@@ -62,6 +63,7 @@ typedef struct coord_worker {
     char engines[256];      /* comma separated */
     uint32_t credits;
     uint32_t capacity;
+    int draining;           /* said so in a heartbeat: no new work */
     uint64_t last_seen_ms;
     uint32_t segments_done;
     unsigned nslots;
@@ -76,17 +78,6 @@ typedef struct coord_health {
     uint64_t quarantined_until_ms;     /* monotonic; 0: not quarantined */
     uint64_t quarantined_until_wall;   /* the same instant, wall clock, for Redis */
 } coord_health;
-
-/* A job that ended while Redis was away: its final record, written when
- * Redis is back. */
-typedef struct coord_final {
-    char job[RF_ID_MAX + 1];
-    char state[16];
-    char error[1024];
-    char output[RF_PATH_MAX];
-    uint64_t output_bytes;
-    uint32_t segments_done, frames_stitched;
-} coord_final;
 
 typedef struct coord_stats {
     uint64_t stale_frames;     /* frames dropped: late, or from a stale attempt */
@@ -109,9 +100,8 @@ struct coord {
     rf_map *workers; /* id -> coord_worker*, connected workers */
     rf_map *health;  /* id -> coord_health*, every worker seen */
     uint64_t seq;
+    uint32_t epoch;    /* random per process; see Assign.epoch in the proto */
     uint32_t delayed;  /* segments waiting out a retry backoff, all jobs */
-    coord_final *finals; /* jobs ended during a Redis outage */
-    size_t nfinals, cap_finals;
     coord_stats stats;
     int stats_dirty;
 };
@@ -125,9 +115,14 @@ int coord_send_to_worker(coord *c, const char *id, const Rfarm__CoordMsg *m);
 int coord_job_add(coord *c, rf_spec *spec, char *err, size_t errlen);
 /* Reload every unfinished job from Redis (start-up). */
 int coord_jobs_recover(coord *c, char *err, size_t errlen);
-/* End a job: state done | failed | cancelled; workers still rendering its
- * segments are told to stop. Frees j. */
-void coord_job_finish(coord *c, coord_job *j, const char *state, const char *error);
+/* End a job: state done | failed | cancelled (output_bytes: the video's
+ * size when done); workers still rendering its segments are told to stop.
+ * Frees j. */
+void coord_job_finish(coord *c, coord_job *j, const char *state, const char *error,
+                      uint64_t output_bytes);
+/* Write the final records of jobs that ended while Redis was away (kept in
+ * the spool as <id>.final files, so a restart does not lose them either). */
+void coord_jobs_write_finals(coord *c);
 /* A segment attempt failed (worker's report, or a broken delivery). */
 void coord_job_fail_segment(coord *c, coord_job *j, uint32_t k, const char *worker,
                             const char *error);
@@ -143,7 +138,12 @@ void coord_seg_part_path(const coord_job *j, uint32_t k, uint32_t attempt, char 
 void coord_on_worker_message(coord *c);
 void coord_dispatch(coord *c);
 void coord_check_leases(coord *c);
+/* The loop itself was stuck (a slow Redis): workers' silence meanwhile is
+ * not theirs, so their leases are extended by as much. */
+void coord_workers_forgive(coord *c, uint64_t stall_ms);
 void coord_worker_drop_slot(coord_worker *w, const char *job, uint32_t seg);
+/* Tell worker w to stop segment k of j (its current attempt). */
+void coord_cancel_attempt(coord *c, coord_worker *w, const coord_job *j, uint32_t k);
 /* Failure bookkeeping: a failed attempt by `worker` of job j; a segment
  * rendered by `worker` after others had failed it. */
 void coord_health_failed(coord *c, coord_job *j, const char *worker, const char *error);

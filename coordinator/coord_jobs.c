@@ -20,6 +20,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,48 +74,96 @@ static void stop_running(coord *c, coord_job *j, uint32_t k) {
     if (!w)
         return;
     coord_worker_drop_slot(w, j->spec->id, k);
-    Rfarm__Cancel cn = RFARM__CANCEL__INIT;
-    cn.job_id = j->spec->id;
-    cn.segment = k;
-    cn.attempt = s->attempt;
-    Rfarm__CoordMsg m = RFARM__COORD_MSG__INIT;
-    m.body_case = RFARM__COORD_MSG__BODY_CANCEL;
-    m.cancel = &cn;
-    coord_send_to_worker(c, w->id, &m);
+    coord_cancel_attempt(c, w, j, k);
 }
 
-static void remember_final(coord *c, const coord_job *j, const char *state, const char *error,
-                           uint64_t bytes) {
-    if (c->nfinals == c->cap_finals) {
-        size_t ncap = c->cap_finals ? c->cap_finals * 2 : 16;
-        coord_final *nf = realloc(c->finals, ncap * sizeof *nf);
-        if (!nf) {
-            rf_error(LOG, "out of memory: final state of job=%s not kept for Redis", j->spec->id);
-            return;
-        }
-        c->finals = nf;
-        c->cap_finals = ncap;
+/* ---- final records that Redis could not take ---- */
+
+static void final_path(const coord *c, const char *job, char *buf, size_t len) {
+    rf_fmt(buf, len, "%s/%s.final", c->spool, job);
+}
+
+/* The job's final record as a small JSON file next to its spool directory:
+ * it outlives the process, so neither a Redis outage nor a crash during one
+ * turns an ended job back into a running one. */
+static void keep_final(coord *c, const coord_job *j, const char *state, const char *error,
+                       uint64_t bytes) {
+    char path[RF_PATH_MAX + 16], tmp[RF_PATH_MAX + 32];
+    final_path(c, j->spec->id, path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "state", state, "error",
+                          error ? error : "", "output", j->spec->output_path, "output_bytes",
+                          (json_int_t)bytes, "segments_done", (json_int_t)j->segments_done,
+                          "frames_stitched", (json_int_t)j->frames_stitched);
+    if (!o || json_dump_file(o, tmp, JSON_COMPACT) != 0 || rename(tmp, path) != 0) {
+        rf_error(LOG, "cannot keep the final state for Redis job=%s state=%s path=%s", j->spec->id,
+                 state, path);
+        unlink(tmp);
+    } else {
+        rf_warn(LOG, "final state kept until Redis is back job=%s state=%s", j->spec->id, state);
     }
-    coord_final *f = &c->finals[c->nfinals++];
-    memset(f, 0, sizeof *f);
-    snprintf(f->job, sizeof f->job, "%s", j->spec->id);
-    snprintf(f->state, sizeof f->state, "%s", state);
-    snprintf(f->error, sizeof f->error, "%s", error ? error : "");
-    snprintf(f->output, sizeof f->output, "%s", j->spec->output_path);
-    f->output_bytes = bytes;
-    f->segments_done = j->segments_done;
-    f->frames_stitched = j->frames_stitched;
+    json_decref(o);
 }
 
-void coord_job_finish(coord *c, coord_job *j, const char *state, const char *error) {
+/* Write one kept final record to Redis; 0 when written (the file is gone). */
+static int write_final(coord *c, const char *job, const char *path) {
+    json_error_t jerr;
+    json_t *o = json_load_file(path, 0, &jerr);
+    const char *state = json_string_value(json_object_get(o, "state"));
+    if (!o || !state) {
+        rf_error(LOG, "unreadable final state file path=%s error=\"%s\"", path, jerr.text);
+        json_decref(o);
+        return -1;
+    }
+    const char *error = json_string_value(json_object_get(o, "error"));
+    const char *output = json_string_value(json_object_get(o, "output"));
+    uint64_t bytes = (uint64_t)json_integer_value(json_object_get(o, "output_bytes"));
+    uint32_t segs = (uint32_t)json_integer_value(json_object_get(o, "segments_done"));
+    uint32_t frames = (uint32_t)json_integer_value(json_object_get(o, "frames_stitched"));
+    int rc = store_job_progress(c->st, job, segs, frames);
+    if (rc == 0 && bytes)
+        rc = store_job_output(c->st, job, output ? output : "", bytes);
+    if (rc == 0)
+        rc = store_job_state(c->st, job, state, error && error[0] ? error : NULL);
+    if (rc == 0) {
+        rf_info(LOG, "final state written job=%s state=%s", job, state);
+        unlink(path);
+    }
+    json_decref(o);
+    return rc;
+}
+
+void coord_jobs_write_finals(coord *c) {
+    DIR *d = opendir(c->spool);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n <= 6 || n - 6 > RF_ID_MAX || strcmp(e->d_name + n - 6, ".final") != 0)
+            continue;
+        char job[RF_ID_MAX + 1], path[RF_PATH_MAX + 300];
+        memcpy(job, e->d_name, n - 6);
+        job[n - 6] = '\0';
+        snprintf(path, sizeof path, "%s/%s", c->spool, e->d_name);
+        if (write_final(c, job, path) != 0 && !store_available(c->st))
+            break;
+    }
+    closedir(d);
+}
+
+void coord_job_finish(coord *c, coord_job *j, const char *state, const char *error,
+                      uint64_t output_bytes) {
     rf_info(LOG, "job %s job=%s frames=%u segments=%zu%s%s%s", state, j->spec->id, j->spec->frames,
             j->plan->n, error ? " error=\"" : "", error ? error : "", error ? "\"" : "");
     int rc = store_job_progress(c->st, j->spec->id, j->segments_done, j->frames_stitched);
+    if (rc == 0 && output_bytes)
+        rc = store_job_output(c->st, j->spec->id, j->spec->output_path, output_bytes);
     if (rc == 0)
         rc = store_job_state(c->st, j->spec->id, state, error);
     coord_store_warn(c, rc, "job state");
     if (rc != 0)
-        remember_final(c, j, state, error, 0);
+        keep_final(c, j, state, error, output_bytes);
     coord_store_warn(c, store_event(c->st, state, j->spec->id, -1, NULL, error), "event");
     sched_remove_job(c->sched, j);
     c->delayed -= j->delayed;
@@ -260,7 +309,7 @@ void coord_job_fail_segment(coord *c, coord_job *j, uint32_t k, const char *work
         char reason[1024];
         snprintf(reason, sizeof reason, "segment %u failed after %u attempts (workers: %s): %s", k,
                  s->failures, s->tried[0] ? s->tried : "-", error);
-        coord_job_finish(c, j, "failed", reason);
+        coord_job_finish(c, j, "failed", reason, 0);
         return;
     }
     uint64_t backoff = c->cfg.retry_backoff_ms;
@@ -331,22 +380,7 @@ static int resync_job(void *ctx, const char *key, void *value) {
 
 void coord_jobs_resync(coord *c) {
     rf_map_each(c->jobs, resync_job, c);
-    size_t i = 0;
-    for (; i < c->nfinals; i++) {
-        coord_final *f = &c->finals[i];
-        int rc = store_job_progress(c->st, f->job, f->segments_done, f->frames_stitched);
-        if (rc == 0 && f->output_bytes)
-            rc = store_job_output(c->st, f->job, f->output, f->output_bytes);
-        if (rc == 0)
-            rc = store_job_state(c->st, f->job, f->state, f->error[0] ? f->error : NULL);
-        if (rc != 0)
-            break;
-        rf_info(LOG, "final state written job=%s state=%s", f->job, f->state);
-    }
-    if (i) {
-        memmove(c->finals, c->finals + i, (c->nfinals - i) * sizeof *c->finals);
-        c->nfinals -= i;
-    }
+    coord_jobs_write_finals(c);
 }
 
 /* ---- recovery after a restart ---- */
@@ -391,6 +425,11 @@ static void job_field(void *ctx, const char *name, const char *value) {
         r->spec_json = strdup(value);
 }
 
+static int is_terminal(const char *state) {
+    return strcmp(state, "done") == 0 || strcmp(state, "failed") == 0 ||
+           strcmp(state, "cancelled") == 0;
+}
+
 static int by_created(const void *a, const void *b) {
     const rec_job *x = a, *y = b;
     return x->created_ms < y->created_ms ? -1 : x->created_ms > y->created_ms;
@@ -431,8 +470,9 @@ static void remove_part_files(const char *dir) {
     closedir(d);
 }
 
-/* One job back from Redis. Returns 0, or -1 when it cannot be resumed (its
- * record is then marked failed with the reason). */
+/* One job back from Redis. Returns 0; -1 when it cannot be resumed (the
+ * caller marks its record failed with the reason); -2 when Redis failed
+ * (the caller gives up the start-up: nothing is lost by trying again). */
 static int recover_job(coord *c, const rec_job *r, char *err, size_t errlen) {
     rf_spec_opts opts = {.engines = engine_names(), .check_output_dir = 0, .base_dir = NULL,
                          .check_params = engine_check_params};
@@ -453,10 +493,8 @@ static int recover_job(coord *c, const rec_job *r, char *err, size_t errlen) {
         coord_seg *s = &j->segs[k];
         rec_seg rs;
         memset(&rs, 0, sizeof rs);
-        if (store_seg_read(c->st, j->spec->id, (uint32_t)k, seg_field, &rs, err, errlen) < 0) {
-            coord_job_finish(c, j, "failed", err); /* not reached unless Redis broke meanwhile */
-            return 0;
-        }
+        if (store_seg_read(c->st, j->spec->id, (uint32_t)k, seg_field, &rs, err, errlen) < 0)
+            return -2; /* Redis broke meanwhile: give up the start, touch nothing */
         s->attempt = rs.attempt;
         s->failures = rs.failures;
         snprintf(s->tried, sizeof s->tried, "%s", rs.tried);
@@ -506,13 +544,28 @@ int coord_jobs_recover(coord *c, char *err, size_t errlen) {
     if (rc == 0) {
         if (l.n)
             qsort(l.v, l.n, sizeof *l.v, by_created);
-        for (size_t i = 0; i < l.n; i++) {
-            char why[2048];
-            if (recover_job(c, &l.v[i], why, sizeof why) != 0) {
-                rf_error(LOG, "job cannot be resumed job=%s error=\"%s\"", l.v[i].id, why);
-                coord_store_warn(c, store_job_state(c->st, l.v[i].id, "failed", why), "job state");
+        for (size_t i = 0; rc == 0 && i < l.n; i++) {
+            rec_job *r = &l.v[i];
+            char why[2048], fin[RF_PATH_MAX + 16];
+            final_path(c, r->id, fin, sizeof fin);
+            if (access(fin, F_OK) == 0)
+                continue; /* it ended during an outage: its record is written below */
+            if (is_terminal(r->state)) {
+                /* Ended, but the coordinator died before it left jobs:active. */
+                coord_store_warn(c, store_job_state(c->st, r->id, r->state, NULL), "job state");
+                continue;
+            }
+            int jr = recover_job(c, r, why, sizeof why);
+            if (jr == -2) {
+                snprintf(err, errlen, "recovery: reading job '%s' from Redis failed: %s", r->id, why);
+                rc = -1;
+            } else if (jr != 0) {
+                rf_error(LOG, "job cannot be resumed job=%s error=\"%s\"", r->id, why);
+                coord_store_warn(c, store_job_state(c->st, r->id, "failed", why), "job state");
             }
         }
+        if (rc == 0)
+            coord_jobs_write_finals(c);
     }
     for (size_t i = 0; i < l.n; i++)
         free(l.v[i].spec_json);

@@ -43,6 +43,18 @@ void coord_worker_drop_slot(coord_worker *w, const char *job, uint32_t seg) {
     }
 }
 
+void coord_cancel_attempt(coord *c, coord_worker *w, const coord_job *j, uint32_t k) {
+    Rfarm__Cancel cn = RFARM__CANCEL__INIT;
+    cn.job_id = j->spec->id;
+    cn.segment = k;
+    cn.attempt = j->segs[k].attempt;
+    cn.epoch = c->epoch;
+    Rfarm__CoordMsg m = RFARM__COORD_MSG__INIT;
+    m.body_case = RFARM__COORD_MSG__BODY_CANCEL;
+    m.cancel = &cn;
+    coord_send_to_worker(c, w->id, &m);
+}
+
 /* ---- health ---- */
 
 static coord_health *health_of(coord *c, const char *id) {
@@ -219,7 +231,7 @@ static void assign(coord *c, coord_worker *w, coord_job *j, uint32_t k) {
     if (s->fd < 0) {
         char err[RF_PATH_MAX + 128];
         snprintf(err, sizeof err, "spool: cannot create %s: %s", path, strerror(errno));
-        coord_job_finish(c, j, "failed", err);
+        coord_job_finish(c, j, "failed", err, 0);
         return;
     }
     s->state = SEG_RUNNING;
@@ -242,6 +254,7 @@ static void assign(coord *c, coord_worker *w, coord_job *j, uint32_t k) {
     a.engine = j->spec->engine;
     a.params_json = j->spec->params_json;
     a.job_frames = j->spec->frames;
+    a.epoch = c->epoch;
     Rfarm__CoordMsg m = RFARM__COORD_MSG__INIT;
     m.body_case = RFARM__COORD_MSG__BODY_ASSIGN;
     m.assign = &a;
@@ -252,6 +265,7 @@ static void assign(coord *c, coord_worker *w, coord_job *j, uint32_t k) {
     snprintf(slot->job, sizeof slot->job, "%s", j->spec->id);
     slot->seg = k;
     slot->attempt = s->attempt;
+    slot->assigned_ms = rf_mono_ms();
 
     rf_info(LOG, "segment assigned job=%s seg=%u attempt=%u worker=%s first=%u frames=%u",
             j->spec->id, k, s->attempt, w->id, ps->first, ps->frames);
@@ -268,7 +282,7 @@ static int dispatch_worker(void *ctx, const char *key, void *value) {
     coord *c = ctx;
     coord_worker *w = value;
     accept_ctx a = {c, w};
-    while (w->credits > 0 && w->nslots < COORD_MAX_CAPACITY) {
+    while (!w->draining && w->credits > 0 && w->nslots < COORD_MAX_CAPACITY) {
         void *job;
         uint32_t k;
         if (!sched_pop(c->sched, accept_job, &a, &job, &k))
@@ -286,29 +300,71 @@ void coord_dispatch(coord *c) {
 
 /* ---- workers coming and going ---- */
 
-/* A worker's segments go back to the queue; their next assignment gets a
- * new attempt number, so anything the old one still sends is dropped. */
+/* The segment a slot names goes back to the front of the queue, not counted
+ * as a failure; its next assignment gets a new attempt number, so anything
+ * the old one still sends is dropped. */
+static void requeue_slot(coord *c, const coord_worker *w, const coord_slot *sl, const char *why) {
+    coord_job *j = rf_map_get(c->jobs, sl->job);
+    if (!j)
+        return;
+    uint32_t k = sl->seg;
+    coord_seg *s = &j->segs[k];
+    if (s->state != SEG_RUNNING || s->attempt != sl->attempt)
+        return;
+    coord_seg_close(j, k, 1);
+    s->state = SEG_QUEUED;
+    sched_push(c->sched, j, k, 1);
+    c->stats.segments_lost++;
+    c->stats_dirty = 1;
+    rf_warn(LOG, "segment requeued job=%s seg=%u attempt=%u worker=%s reason=\"%s\"", j->spec->id,
+            k, s->attempt, w->id, why);
+    coord_store_warn(c, store_seg_state(c->st, j->spec->id, k, "queued", s->attempt, NULL, why, 0),
+                     "segment state");
+}
+
+/* A worker's segments all go back to the queue (it is gone or restarted). */
 static void worker_release(coord *c, coord_worker *w, const char *why) {
-    for (unsigned i = 0; i < w->nslots; i++) {
-        coord_job *j = rf_map_get(c->jobs, w->slots[i].job);
-        if (!j)
-            continue;
-        uint32_t k = w->slots[i].seg;
-        coord_seg *s = &j->segs[k];
-        if (s->state != SEG_RUNNING || s->attempt != w->slots[i].attempt)
-            continue;
-        coord_seg_close(j, k, 1);
-        s->state = SEG_QUEUED;
-        sched_push(c->sched, j, k, 1);
-        c->stats.segments_lost++;
-        c->stats_dirty = 1;
-        rf_warn(LOG, "segment requeued job=%s seg=%u attempt=%u worker=%s reason=\"%s\"",
-                j->spec->id, k, s->attempt, w->id, why);
-        coord_store_warn(c, store_seg_state(c->st, j->spec->id, k, "queued", s->attempt, NULL, why, 0),
-                         "segment state");
-    }
+    for (unsigned i = 0; i < w->nslots; i++)
+        requeue_slot(c, w, &w->slots[i], why);
     w->nslots = 0;
     w->credits = 0;
+}
+
+static int hb_lists(const Rfarm__Heartbeat *hb, const coord_slot *sl, uint32_t epoch) {
+    for (size_t h = 0; h < hb->n_held; h++)
+        if (hb->held[h]->segment == sl->seg && hb->held[h]->attempt == sl->attempt &&
+            hb->held[h]->epoch == epoch && strcmp(hb->held[h]->job_id, sl->job) == 0)
+            return 1;
+    return 0;
+}
+
+/* A heartbeat lists what the worker holds. A slot we think it holds, that
+ * it does not list although it was assigned long enough ago for the Assign
+ * to have arrived, was lost on the way (the Assign, or the worker's result,
+ * dropped with a broken connection): its segment goes back to the queue.
+ * Everything the worker sent before the heartbeat has been read by now, so
+ * its credit is exactly its free room (which also counts slots still busy
+ * with stale work) less the assignments still on their way to it. */
+static void on_heartbeat(coord *c, coord_worker *w, const Rfarm__Heartbeat *hb) {
+    uint64_t now = rf_mono_ms(), grace = 2ull * c->cfg.heartbeat_ms + 1000;
+    uint32_t in_flight = 0;
+    for (unsigned i = 0; i < w->nslots;) {
+        const coord_slot *sl = &w->slots[i];
+        if (hb_lists(hb, sl, c->epoch)) {
+            i++;
+        } else if (now - sl->assigned_ms < grace) {
+            in_flight++;
+            i++;
+        } else {
+            requeue_slot(c, w, sl, "the worker does not hold it (a message was lost)");
+            w->slots[i] = w->slots[--w->nslots];
+        }
+    }
+    if (hb->draining && !w->draining)
+        rf_info(LOG, "worker draining worker=%s segments_in_hand=%u", w->id, w->nslots);
+    w->draining = hb->draining;
+    uint32_t used = hb->busy + in_flight;
+    w->credits = w->draining || used >= w->capacity ? 0 : w->capacity - used;
 }
 
 static void worker_gone(coord *c, coord_worker *w, const char *why) {
@@ -379,7 +435,9 @@ void coord_workers_resync(coord *c) {
 /* The segment a message talks about, when it is the current attempt held by
  * this worker; NULL (and the message is stale) otherwise. */
 static coord_job *current(coord *c, const coord_worker *w, const char *job, uint32_t k,
-                          uint32_t attempt) {
+                          uint32_t attempt, uint32_t epoch) {
+    if (epoch != c->epoch)
+        return NULL;
     coord_job *j = rf_map_get(c->jobs, job);
     if (!j || k >= j->plan->n)
         return NULL;
@@ -398,7 +456,7 @@ static void count_stale(coord *c, int frame) {
 }
 
 static void on_frame(coord *c, coord_worker *w, const Rfarm__Frame *f, rf_parts *p) {
-    coord_job *j = current(c, w, f->job_id, f->segment, f->attempt);
+    coord_job *j = current(c, w, f->job_id, f->segment, f->attempt, f->epoch);
     if (!j) {
         count_stale(c, 1);
         rf_debug(LOG, "stale frame dropped job=%s seg=%u attempt=%u worker=%s", f->job_id,
@@ -413,10 +471,14 @@ static void on_frame(coord *c, coord_worker *w, const Rfarm__Frame *f, rf_parts 
     else if (rf_part_size(p, 2) != j->frame_bytes)
         snprintf(err, sizeof err, "frame %u has %zu bytes, expected %zu for %ux%u I420", f->frame,
                  rf_part_size(p, 2), j->frame_bytes, j->spec->width, j->spec->height);
+    else if (s->frames_recv >= ps->frames)
+        snprintf(err, sizeof err, "frame %u is past the segment's %u frames", f->frame, ps->frames);
     else if (f->frame != ps->first + s->frames_recv)
         snprintf(err, sizeof err, "frame %u out of order (expected %u)", f->frame,
                  ps->first + s->frames_recv);
     if (err[0]) {
+        /* The worker renders on unless told: stop it, then retry. */
+        coord_cancel_attempt(c, w, j, f->segment);
         coord_seg_close(j, f->segment, 1);
         coord_worker_drop_slot(w, j->spec->id, f->segment);
         coord_job_fail_segment(c, j, f->segment, w->id, err);
@@ -435,7 +497,7 @@ static void on_frame(coord *c, coord_worker *w, const Rfarm__Frame *f, rf_parts 
             char reason[512];
             snprintf(reason, sizeof reason, "spool: write failed for segment %u: %s", f->segment,
                      r < 0 ? strerror(errno) : "no progress");
-            coord_job_finish(c, j, "failed", reason);
+            coord_job_finish(c, j, "failed", reason, 0);
             return;
         }
         done += (size_t)r;
@@ -444,7 +506,7 @@ static void on_frame(coord *c, coord_worker *w, const Rfarm__Frame *f, rf_parts 
 }
 
 static void on_done(coord *c, coord_worker *w, const Rfarm__SegmentDone *d) {
-    coord_job *j = current(c, w, d->job_id, d->segment, d->attempt);
+    coord_job *j = current(c, w, d->job_id, d->segment, d->attempt, d->epoch);
     if (!j) {
         count_stale(c, 0);
         rf_info(LOG, "stale result dropped job=%s seg=%u attempt=%u worker=%s", d->job_id,
@@ -465,14 +527,23 @@ static void on_done(coord *c, coord_worker *w, const Rfarm__SegmentDone *d) {
     char part[RF_PATH_MAX + 64], final[RF_PATH_MAX + 64];
     coord_seg_part_path(j, k, s->attempt, part, sizeof part);
     stitch_spool_path(j->spool, k, final, sizeof final);
+    /* On disk before Redis says done: a restart trusts a done segment's
+     * file, also after a power loss. */
+    int synced = fsync(s->fd) == 0;
     close(s->fd);
     s->fd = -1;
-    if (rename(part, final) != 0) {
+    if (!synced || rename(part, final) != 0) {
         char reason[RF_PATH_MAX + 128];
-        snprintf(reason, sizeof reason, "spool: cannot rename %s: %s", part, strerror(errno));
+        snprintf(reason, sizeof reason, "spool: cannot %s %s: %s", synced ? "rename" : "sync",
+                 part, strerror(errno));
         unlink(part);
-        coord_job_finish(c, j, "failed", reason);
+        coord_job_finish(c, j, "failed", reason, 0);
         return;
+    }
+    int dfd = open(j->spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
     }
     s->state = SEG_DONE;
     j->segments_done++;
@@ -492,9 +563,18 @@ static void on_done(coord *c, coord_worker *w, const Rfarm__SegmentDone *d) {
 }
 
 static void on_failed(coord *c, coord_worker *w, const Rfarm__SegmentFailed *f) {
-    coord_job *j = current(c, w, f->job_id, f->segment, f->attempt);
+    coord_job *j = current(c, w, f->job_id, f->segment, f->attempt, f->epoch);
     if (!j) {
         count_stale(c, 0);
+        return;
+    }
+    if (f->handed_back) {
+        for (unsigned i = 0; i < w->nslots; i++)
+            if (w->slots[i].seg == f->segment && strcmp(w->slots[i].job, f->job_id) == 0) {
+                requeue_slot(c, w, &w->slots[i], f->error);
+                break;
+            }
+        coord_worker_drop_slot(w, j->spec->id, f->segment);
         return;
     }
     coord_seg_close(j, f->segment, 1);
@@ -537,11 +617,13 @@ void coord_on_worker_message(coord *c) {
         w->last_seen_ms = rf_mono_ms();
         switch (m->body_case) {
         case RFARM__WORKER_MSG__BODY_CREDIT:
-            w->credits += m->credit->n;
-            if (w->credits > COORD_MAX_CAPACITY)
-                w->credits = COORD_MAX_CAPACITY;
+            /* Saturating: a worker's word is not trusted to stay in range. */
+            w->credits = m->credit->n >= COORD_MAX_CAPACITY - w->credits
+                             ? COORD_MAX_CAPACITY
+                             : w->credits + m->credit->n;
             break;
         case RFARM__WORKER_MSG__BODY_HEARTBEAT:
+            on_heartbeat(c, w, m->heartbeat);
             break;
         case RFARM__WORKER_MSG__BODY_FRAME:
             on_frame(c, w, m->frame, &p);
@@ -564,6 +646,18 @@ void coord_on_worker_message(coord *c) {
 }
 
 /* ---- leases ---- */
+
+static int forgive(void *ctx, const char *key, void *value) {
+    (void)key;
+    coord_worker *w = value;
+    w->last_seen_ms += *(const uint64_t *)ctx;
+    return 0;
+}
+
+void coord_workers_forgive(coord *c, uint64_t stall_ms) {
+    rf_warn(LOG, "event loop stalled ms=%llu; leases extended", (unsigned long long)stall_ms);
+    rf_map_each(c->workers, forgive, &stall_ms);
+}
 
 typedef struct lease_ctx {
     uint64_t now;

@@ -1,6 +1,7 @@
 /* store — Redis state through hiredis. See store.h for the key layout. */
 #include "store.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include "rf_util.h"
 #include "store_internal.h"
 
+#define STORE_TIMEOUT_MS 1000
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 5000
 
@@ -17,7 +19,9 @@ static int connect_redis(store *s) {
         redisFree(s->rc);
         s->rc = NULL;
     }
-    struct timeval tv = {.tv_sec = 2, .tv_usec = 0};
+    /* Short: the coordinator's loop waits on every command. */
+    struct timeval tv = {.tv_sec = STORE_TIMEOUT_MS / 1000,
+                         .tv_usec = (STORE_TIMEOUT_MS % 1000) * 1000};
     if (strncmp(s->addr, "unix:", 5) == 0) {
         s->rc = redisConnectUnixWithTimeout(s->addr + 5, tv);
     } else {
@@ -49,11 +53,11 @@ static int connect_redis(store *s) {
     return 0;
 }
 
-/* The connection is gone: no new attempt before the backoff has passed, so
- * that a Redis outage costs the coordinator's loop one failed connect per
- * period, not one per write. */
-static void mark_down(store *s) {
-    if (s->rc) {
+/* Redis failed us: no new attempt before the backoff has passed, so that an
+ * outage costs the coordinator's loop one failed try per period, not one
+ * per write. With drop, the connection itself is gone. */
+static void note_failure(store *s, int drop) {
+    if (drop && s->rc) {
         redisFree(s->rc);
         s->rc = NULL;
     }
@@ -74,30 +78,28 @@ static int ensure_connected(store *s) {
         return -1;
     }
     if (connect_redis(s) != 0) {
-        mark_down(s);
+        note_failure(s, 1);
         return -1;
     }
-    s->backoff_ms = 0;
     return 0;
 }
 
 int store_poll(store *s) {
-    if (!s->outage)
+    if (!s->outage || rf_mono_ms() < s->retry_at_ms)
         return 0;
-    if (!s->rc) {
-        if (ensure_connected(s) != 0)
-            return 0;
-    }
+    if (ensure_connected(s) != 0)
+        return 0;
     /* A restarted Redis answers LOADING until its data is back: not yet. */
     redisReply *r = redisCommand(s->rc, "PING");
     int ok = r && r->type != REDIS_REPLY_ERROR;
     if (r)
         freeReplyObject(r);
-    else
-        mark_down(s);
-    if (!ok)
+    if (!ok) {
+        note_failure(s, r == NULL);
         return 0;
+    }
     s->outage = 0;
+    s->backoff_ms = 0;
     return 1;
 }
 
@@ -149,9 +151,12 @@ redisReply *store_command(store *s, int argc, const char **argv, const size_t *a
         redisReply *r = redisCommandArgv(s->rc, argc, argv, argvlen);
         if (r) {
             if (r->type == REDIS_REPLY_ERROR) {
-                snprintf(s->last_err, sizeof s->last_err, "%s: %s", argv[0], r->str);
-                if (strncmp(r->str, "LOADING", 7) == 0)
-                    s->outage = 1;
+                /* Our commands are well formed: an error reply (LOADING,
+                 * MISCONF, READONLY, OOM...) means Redis cannot take writes
+                 * now. Try again after the backoff. */
+                snprintf(s->last_err, sizeof s->last_err, "Redis at %s: %s: %s", s->addr, argv[0],
+                         r->str);
+                note_failure(s, 0);
                 freeReplyObject(r);
                 return NULL;
             }
@@ -159,10 +164,18 @@ redisReply *store_command(store *s, int argc, const char **argv, const size_t *a
         }
         snprintf(s->last_err, sizeof s->last_err, "Redis at %s: %s: %s", s->addr, argv[0],
                  s->rc->errstr);
-        mark_down(s);
-        s->retry_at_ms = 0; /* the one immediate retry */
+        /* A closed connection may be a restarted server that is already
+         * back: one immediate retry. A timeout is not retried: a hung Redis
+         * must not hold the loop twice. */
+        int closed = s->rc->err == REDIS_ERR_EOF ||
+                     (s->rc->err == REDIS_ERR_IO && (errno == ECONNRESET || errno == EPIPE));
+        note_failure(s, 1);
+        if (!closed)
+            break;
+        s->retry_at_ms = 0;
     }
-    s->retry_at_ms = rf_mono_ms() + s->backoff_ms;
+    if (!s->rc)
+        s->retry_at_ms = rf_mono_ms() + s->backoff_ms;
     return NULL;
 }
 

@@ -21,12 +21,14 @@
  *   <p>events              stream (capped) type job seg worker msg
  *   <p>stats               hash  counters (stale_frames, segments_retried...)
  *
- * The connection is synchronous (hiredis); a command that fails because the
- * connection broke reconnects once and retries, so a Redis restart costs a
- * failed write at most, never a crashed coordinator. While Redis is away,
- * reconnects are spaced by a growing backoff (0.1 s to 5 s) and commands
- * fail at once; store_poll tells the caller when Redis is back, so that it
- * can write again the state it could not write meanwhile.
+ * The connection is synchronous (hiredis) with a 1 s timeout; a command
+ * whose connection was closed (a restarted server) reconnects once and
+ * retries, so a Redis restart costs a failed write at most, never a crashed
+ * coordinator. A timeout is not retried. After any failure (also an error
+ * reply such as LOADING or MISCONF) reconnects are spaced by a growing
+ * backoff (0.1 s to 5 s) and commands while disconnected fail at once;
+ * store_poll tells the caller when Redis answers again, so that it can
+ * write again the state it could not write meanwhile.
  */
 #ifndef STORE_H
 #define STORE_H

@@ -33,6 +33,7 @@ typedef struct slot {
     /* the assignment (strings owned) */
     char *job_id, *prompt, *engine, *params;
     engine_segment seg;
+    uint32_t epoch; /* the coordinator's, from the Assign */
     uint64_t started_ms;
 } slot;
 
@@ -47,6 +48,7 @@ struct worker {
     slot slots[MAX_SLOTS];
     unsigned busy;
     uint64_t segments_done;
+    int draining; /* stopping: no new work is taken */
     /* Control messages that could not be sent yet (the coordinator is away
      * and the socket's queue is full): retried by flush_control. */
     int hello_owed;
@@ -73,6 +75,7 @@ static int on_frame(void *ctx, uint32_t abs_frame, const uint8_t *pixels, size_t
     f.segment = s->seg.segment;
     f.attempt = s->seg.attempt;
     f.frame = abs_frame;
+    f.epoch = s->epoch;
     Rfarm__WorkerMsg m = RFARM__WORKER_MSG__INIT;
     m.body_case = RFARM__WORKER_MSG__BODY_FRAME;
     m.frame = &f;
@@ -110,6 +113,7 @@ static void *render_thread(void *arg) {
         d.job_id = s->job_id;
         d.segment = s->seg.segment;
         d.attempt = s->seg.attempt;
+        d.epoch = s->epoch;
         d.frames = s->seg.frames;
         d.render_ms = ms;
         m.body_case = RFARM__WORKER_MSG__BODY_DONE;
@@ -118,6 +122,7 @@ static void *render_thread(void *arg) {
         f.job_id = s->job_id;
         f.segment = s->seg.segment;
         f.attempt = s->seg.attempt;
+        f.epoch = s->epoch;
         f.error = err;
         m.body_case = RFARM__WORKER_MSG__BODY_FAILED;
         m.failed = &f;
@@ -197,11 +202,15 @@ static void send_hello(worker *w) {
     flush_control(w);
 }
 
-static void send_failed(worker *w, const Rfarm__Assign *a, const char *why) {
+/* Refuse an assignment: a failure, or with handed_back a segment given
+ * back untouched (the worker is stopping). */
+static void send_refusal(worker *w, const Rfarm__Assign *a, const char *why, int handed_back) {
     Rfarm__SegmentFailed f = RFARM__SEGMENT_FAILED__INIT;
     f.job_id = a->job_id;
     f.segment = a->segment;
     f.attempt = a->attempt;
+    f.epoch = a->epoch;
+    f.handed_back = handed_back;
     f.error = (char *)why;
     Rfarm__WorkerMsg m = RFARM__WORKER_MSG__INIT;
     m.body_case = RFARM__WORKER_MSG__BODY_FAILED;
@@ -219,7 +228,18 @@ static void slot_clear(slot *s) {
     s->finished = 0;
 }
 
+static void send_failed(worker *w, const Rfarm__Assign *a, const char *why) {
+    send_refusal(w, a, why, 0);
+}
+
 static void on_assign(worker *w, const Rfarm__Assign *a) {
+    if (w->draining) {
+        /* Sent before the coordinator heard we are draining. */
+        rf_info(LOG, "segment handed back job=%s seg=%u attempt=%u reason=draining", a->job_id,
+                a->segment, a->attempt);
+        send_refusal(w, a, "worker is draining", 1);
+        return;
+    }
     slot *s = NULL;
     for (unsigned i = 0; i < w->cfg.capacity; i++)
         if (!w->slots[i].in_use) {
@@ -227,7 +247,8 @@ static void on_assign(worker *w, const Rfarm__Assign *a) {
             break;
         }
     if (!s) {
-        send_failed(w, a, "worker has no free slot (more assignments than credit granted)");
+        /* Not the segment's fault: give it back untouched. */
+        send_refusal(w, a, "worker has no free slot (more assignments than credit granted)", 1);
         return;
     }
     if (!rf_list_has(w->engines, a->engine)) {
@@ -262,6 +283,7 @@ static void on_assign(worker *w, const Rfarm__Assign *a) {
         .prompt = s->prompt,
         .params_json = s->params,
     };
+    s->epoch = a->epoch;
     atomic_store(&s->stop, 0);
     s->in_use = 1;
     s->finished = 0;
@@ -284,7 +306,7 @@ static void on_cancel(worker *w, const Rfarm__Cancel *c) {
     for (unsigned i = 0; i < w->cfg.capacity; i++) {
         slot *s = &w->slots[i];
         if (s->in_use && s->seg.segment == c->segment && s->seg.attempt == c->attempt &&
-            strcmp(s->job_id, c->job_id) == 0) {
+            s->epoch == c->epoch && strcmp(s->job_id, c->job_id) == 0) {
             atomic_store(&s->stop, 1);
             rf_info(LOG, "segment cancelled job=%s seg=%u attempt=%u", c->job_id, c->segment,
                     c->attempt);
@@ -365,6 +387,35 @@ static int on_render_message(worker *w, int forward) {
     return end;
 }
 
+/* A heartbeat lists the segments in hand: the coordinator re-queues any it
+ * thinks we hold but we do not (an Assign or a result lost on the way). */
+static void send_heartbeat(worker *w) {
+    Rfarm__Held held[MAX_SLOTS];
+    Rfarm__Held *ptrs[MAX_SLOTS];
+    size_t n = 0;
+    for (unsigned i = 0; i < w->cfg.capacity; i++) {
+        slot *s = &w->slots[i];
+        if (!s->in_use || s->finished)
+            continue;
+        rfarm__held__init(&held[n]);
+        held[n].job_id = s->job_id;
+        held[n].segment = s->seg.segment;
+        held[n].attempt = s->seg.attempt;
+        held[n].epoch = s->epoch;
+        ptrs[n] = &held[n];
+        n++;
+    }
+    Rfarm__Heartbeat hb = RFARM__HEARTBEAT__INIT;
+    hb.busy = w->busy;
+    hb.n_held = n;
+    hb.held = ptrs;
+    hb.draining = w->draining;
+    Rfarm__WorkerMsg m = RFARM__WORKER_MSG__INIT;
+    m.body_case = RFARM__WORKER_MSG__BODY_HEARTBEAT;
+    m.heartbeat = &hb;
+    send_msg(w, &m);
+}
+
 static void reap(worker *w, int grant) {
     for (unsigned i = 0; i < w->cfg.capacity; i++) {
         slot *s = &w->slots[i];
@@ -392,6 +443,8 @@ int worker_run(worker *w, volatile sig_atomic_t *signals) {
     for (;;) {
         if (*signals && !draining) {
             draining = 1;
+            w->draining = 1;
+            next_beat = 0; /* tell the coordinator now: it stops assigning */
             drain_deadline = rf_mono_ms() + w->cfg.drain_ms;
             rf_info(LOG, "draining segments_in_hand=%u deadline_ms=%u", w->busy, w->cfg.drain_ms);
         }
@@ -439,12 +492,7 @@ int worker_run(worker *w, volatile sig_atomic_t *signals) {
         flush_control(w);
         uint64_t now = rf_mono_ms();
         if (now >= next_beat) {
-            Rfarm__Heartbeat hb = RFARM__HEARTBEAT__INIT;
-            hb.busy = w->busy;
-            Rfarm__WorkerMsg m = RFARM__WORKER_MSG__INIT;
-            m.body_case = RFARM__WORKER_MSG__BODY_HEARTBEAT;
-            m.heartbeat = &hb;
-            send_msg(w, &m);
+            send_heartbeat(w);
             next_beat = now + w->heartbeat_ms;
         }
     }
