@@ -63,6 +63,7 @@ typedef struct coord_worker {
     char engines[256];      /* comma separated */
     uint32_t credits;
     uint32_t capacity;
+    uint32_t pid;           /* of the process behind the id: a new one is a restart */
     int draining;           /* said so in a heartbeat: no new work */
     uint64_t last_seen_ms;
     uint32_t segments_done;

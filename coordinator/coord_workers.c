@@ -388,10 +388,13 @@ static void send_welcome(coord *c, const char *id, int hello_again) {
 
 static void on_hello(coord *c, const char *id, const Rfarm__Hello *h) {
     coord_worker *w = rf_map_get(c->workers, id);
-    if (w) {
-        /* The same id says hello again: the process restarted, so whatever
-         * it held is lost. */
+    if (w && w->pid != h->pid) {
+        /* The same id from another process: it restarted, so whatever it
+         * held is lost. */
         worker_release(c, w, "worker restarted");
+    } else if (w) {
+        /* The same process again: one hello per "hello again" we sent while
+         * it was unknown. What it holds is still its own. */
     } else {
         w = calloc(1, sizeof *w);
         if (!w || rf_map_put(c->workers, id, w) != 0) {
@@ -407,7 +410,8 @@ static void on_hello(coord *c, const char *id, const Rfarm__Hello *h) {
         snprintf(w->engines + len, sizeof w->engines - len, "%s%s", i ? "," : "", h->engines[i]);
     }
     w->capacity = h->capacity;
-    w->credits = 0;
+    w->pid = h->pid;
+    w->credits = 0; /* a Credit follows every Hello */
     w->last_seen_ms = rf_mono_ms();
     rf_info(LOG, "worker joined worker=%s engines=%s gpus=%u capacity=%u compute=%s host=%s pid=%u",
             id, w->engines, h->gpus, h->capacity, h->compute, h->hostname, h->pid);
@@ -647,16 +651,24 @@ void coord_on_worker_message(coord *c) {
 
 /* ---- leases ---- */
 
+typedef struct forgive_ctx {
+    uint64_t stall_ms, now;
+} forgive_ctx;
+
 static int forgive(void *ctx, const char *key, void *value) {
     (void)key;
+    const forgive_ctx *f = ctx;
     coord_worker *w = value;
-    w->last_seen_ms += *(const uint64_t *)ctx;
+    /* Never into the future: a worker heard from during the stall is
+     * already up to date. */
+    w->last_seen_ms = w->last_seen_ms + f->stall_ms > f->now ? f->now : w->last_seen_ms + f->stall_ms;
     return 0;
 }
 
 void coord_workers_forgive(coord *c, uint64_t stall_ms) {
     rf_warn(LOG, "event loop stalled ms=%llu; leases extended", (unsigned long long)stall_ms);
-    rf_map_each(c->workers, forgive, &stall_ms);
+    forgive_ctx f = {stall_ms, rf_mono_ms()};
+    rf_map_each(c->workers, forgive, &f);
 }
 
 typedef struct lease_ctx {
@@ -669,7 +681,7 @@ static int find_expired(void *ctx, const char *key, void *value) {
     (void)key;
     lease_ctx *l = ctx;
     coord_worker *w = value;
-    if (l->now - w->last_seen_ms > l->lease_ms) {
+    if (l->now > w->last_seen_ms && l->now - w->last_seen_ms > l->lease_ms) {
         l->expired = w;
         return 1;
     }

@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""test_e2e_recovery — the coordinator's defences against quiet failures.
+
+test_e2e_faults kills processes; the failures here are quieter and just as
+real, and each one used to hang or lose a job:
+
+1. Lost messages. A worker that stays connected and keeps sending
+   heartbeats, but never got an Assign (or whose SegmentDone was lost with
+   a broken connection), would hold its segments for ever. rf-ghostworker
+   plays that worker: it swallows every assignment and its heartbeats list
+   nothing in hand. The coordinator must take the segments back after the
+   grace period and give them to the real worker; the job completes with
+   the fault-free bytes and the ghost is never declared lost.
+2. A hung Redis. Redis stopped with SIGSTOP accepts connections and never
+   answers: every command waits out its timeout. The coordinator's loop
+   stalls on it, but workers must not lose their leases for the
+   coordinator's own stall (lease 1.5 s here, Redis frozen 4 s); the job
+   completes with the fault-free bytes and no worker is declared gone.
+3. Ending during an outage, then crashing. A job that finishes while Redis
+   is down keeps its final record in the spool (<id>.final); the
+   coordinator is then SIGKILLed, Redis comes back, a new coordinator
+   starts: it must write the record (state done, output size) and not
+   render the job again.
+"""
+
+import hashlib
+import os
+import re
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import farm  # noqa: E402
+
+suite = farm.Suite("test_e2e_recovery")
+
+LEASE = ["--lease-ms", "1500"]
+
+
+def spec(job_id, path, cost_ms=20, frames=120):
+    return farm.synthetic_spec(job_id, path, frames=frames, width=96, height=64, seed=11,
+                               disagreement=0.5, cost_ms=cost_ms, segment_frames=24,
+                               overlap_frames=4, blend="cosine")
+
+
+def sha(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def wait_for(fn, timeout, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(interval)
+    return None
+
+
+def reference(f, name):
+    """The fault-free bytes of spec(), rendered in farm f before any fault."""
+    out = f.out(f"{name}-ref.y4m")
+    job = f.submit(spec(f"{name}-ref", out, cost_ms=0))
+    if not f.wait_done(job, timeout=60):
+        return None
+    return sha(out)
+
+
+def test_ghost_worker_loses_everything():
+    with suite.farm(workers=1, capacity=1, name="ghost") as f:
+        ref = reference(f, "ghost")
+        log = os.path.join(f.log_dir, "ghost.log")
+        g = farm.Proc("ghost", [os.path.join(f.bin, "rf-ghostworker"), "--connect", f.worker_ep,
+                                "--id", "ghost", "--capacity", "2"], log, f.tmp)
+        f.workers["ghost"] = g
+        g.wait_for_line(r"ghost ready", farm.READY_TIMEOUT)
+        f._wait_worker_known("ghost")
+        out = f.out("ghost.y4m")
+        t0 = time.monotonic()
+        job = f.submit(spec("ghost", out))
+        if not f.wait_done(job, timeout=60):
+            return
+        print(f"   job done in {time.monotonic() - t0:.1f}s")
+        swallowed = re.findall(r"ghost swallowed job=ghost seg=(\d+)", g.log_text())
+        suite.check(swallowed, "the ghost swallowed at least one assignment", g.log_text()[-300:])
+        clog = f.coordinator.log_text()
+        taken_back = re.findall(r"segment requeued job=ghost seg=(\d+) attempt=\d+ worker=ghost "
+                                r"reason=\"the worker does not hold it", clog)
+        suite.equal(sorted(set(taken_back)), sorted(set(swallowed)),
+                    "every swallowed segment was taken back from the ghost")
+        suite.check(not re.search(r"worker gone worker=ghost", clog),
+                    "the ghost, heartbeating, was never declared lost")
+        suite.equal(sha(out), ref, "the output is the fault-free bytes")
+
+
+def test_hung_redis_costs_no_lease():
+    with suite.farm(workers=2, capacity=1, name="hung", coordinator_args=LEASE) as f:
+        ref = reference(f, "hung")
+        out = f.out("hung.y4m")
+        job = f.submit(spec("hung", out, cost_ms=30))
+        started = wait_for(lambda: "segment done job=hung " in f.coordinator.log_text(), 20)
+        suite.check(started, "a segment of the job is done before Redis freezes")
+        f.redis.popen.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(4.0)
+        finally:
+            f.redis.popen.send_signal(signal.SIGCONT)
+        if not f.wait_done(job, timeout=60):
+            return
+        clog = f.coordinator.log_text()
+        suite.check(not re.search(r"worker gone", clog),
+                    "no worker was declared lost while Redis hung",
+                    [ln for ln in clog.splitlines() if "worker gone" in ln][:3])
+        suite.check(re.search(r"event loop stalled ms=\d+; leases extended", clog),
+                    "the coordinator noticed its own stall and extended the leases")
+        suite.equal(sha(out), ref, "the output is the fault-free bytes")
+        rec = wait_for(lambda: f.redis_hgetall(f"{f.prefix}job:hung").get("state") == "done", 10)
+        suite.check(rec, "the job's Redis record says done once Redis answers again",
+                    f.redis_hgetall(f"{f.prefix}job:hung").get("state"))
+
+
+def test_final_state_survives_outage_and_crash():
+    with suite.farm(workers=2, capacity=1, name="final", coordinator_args=LEASE,
+                    redis_aof=True) as f:
+        out = f.out("final.y4m")
+        job = f.submit(spec("final", out, cost_ms=15))
+        started = wait_for(lambda: "segment assigned job=final " in f.coordinator.log_text(), 10)
+        suite.check(started, "the job has started")
+        f.stop_redis()
+        done = wait_for(lambda: os.path.exists(out), 30, interval=0.1)
+        suite.check(done, "the job's video is written while Redis is down")
+        if not done:
+            f.start_redis()
+            return
+        final = os.path.join(f.spool, "final.final")
+        kept = wait_for(lambda: os.path.exists(final), 5)
+        suite.check(kept, "its final record is kept in the spool (final.final)", os.listdir(f.spool))
+        bytes_out = os.path.getsize(out)
+        starts_before = sum(len(re.findall(r"segment started job=final ", w.log_text()))
+                            for w in f.workers.values())
+        f.kill_coordinator()
+        f.start_redis()
+        f.restart_coordinator()
+        rc, err = f.wait(job, timeout=30)
+        suite.equal(rc, 0, "rfarm wait says done after the restart")
+        rec = f.redis_hgetall(f"{f.prefix}job:final")
+        suite.equal((rec.get("state"), rec.get("output_bytes"), rec.get("frames_stitched")),
+                    ("done", str(bytes_out), "120"),
+                    "Redis has the final record: (state, output_bytes, frames_stitched)")
+        suite.check(not os.path.exists(final), "the kept final record is gone once written")
+        suite.check(re.search(r"final state written job=final state=done",
+                              f.coordinator.log_text()),
+                    "the new coordinator wrote the kept final record")
+        time.sleep(1.0)
+        starts_after = sum(len(re.findall(r"segment started job=final ", w.log_text()))
+                           for w in f.workers.values())
+        suite.equal(starts_after, starts_before, "nothing of the job was rendered again")
+        suite.equal(f.redis_cli("SISMEMBER", f"{f.prefix}jobs:active", job), "0",
+                    "the job is no longer in jobs:active")
+
+
+suite.case(test_ghost_worker_loses_everything)
+suite.case(test_hung_redis_costs_no_lease)
+suite.case(test_final_state_survives_outage_and_crash)
+sys.exit(suite.finish())
