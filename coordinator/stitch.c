@@ -74,7 +74,13 @@ static void send_event(void *push, const stitch_job *sj, stitch_kind kind, uint6
     ev.bytes = bytes;
     if (msg)
         snprintf(ev.msg, sizeof ev.msg, "%s", msg);
-    zmq_send(push, &ev, sizeof ev, 0);
+    /* Progress never blocks: with the coordinator's event queue full, a
+     * blocking send would hold this thread busy while the coordinator waits
+     * for it in stitch_job_free, and neither would move. A dropped progress
+     * event costs nothing (the next one, or the final one, carries the frame
+     * count); the final STITCH_DONE / STITCH_FAILED must arrive, so it
+     * blocks. */
+    zmq_send(push, &ev, sizeof ev, kind == STITCH_PROGRESS ? ZMQ_DONTWAIT : 0);
 }
 
 static void release_buffers(stitch_job *sj) {

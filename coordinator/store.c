@@ -13,6 +13,8 @@
 #define STORE_TIMEOUT_MS 1000
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 5000
+/* Commands sent in one pipeline: one round trip each, and a bounded buffer. */
+#define PIPELINE_BATCH 256
 
 static int connect_redis(store *s) {
     if (s->rc) {
@@ -179,6 +181,61 @@ redisReply *store_command(store *s, int argc, const char **argv, const size_t *a
     return NULL;
 }
 
+/* Run n commands as one pipeline: all are sent, then every reply is read,
+ * so n commands cost one round trip instead of n. Failures count as in
+ * store_command: an error reply fails the batch (the remaining replies are
+ * still read, so the connection stays in step with its replies) and a
+ * broken connection is an outage, retried once at once when the server
+ * closed it. Every command given here must therefore be harmless to repeat.
+ * Returns 0 when every command succeeded, else -1 with s->last_err set. */
+static int run_pipelined(store *s, store_argv *cmds, size_t n) {
+    if (n == 0)
+        return 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (ensure_connected(s) != 0)
+            return -1;
+        /* Appending only queues the command in hiredis' buffer; it fails
+         * only when out of memory, which leaves the context unusable. */
+        size_t sent = 0, got = 0;
+        for (; sent < n; sent++) {
+            store_argv *c = &cmds[sent];
+            if (redisAppendCommandArgv(s->rc, c->n, c->v, c->len) != REDIS_OK)
+                break;
+        }
+        const char *failed = NULL; /* the first command with an error reply */
+        while (sent == n && got < n) {
+            redisReply *r = NULL;
+            if (redisGetReply(s->rc, (void **)&r) != REDIS_OK || !r)
+                break;
+            if (r->type == REDIS_REPLY_ERROR && !failed) {
+                failed = cmds[got].v[0];
+                snprintf(s->last_err, sizeof s->last_err, "Redis at %s: %s: %s", s->addr, failed,
+                         r->str);
+            }
+            freeReplyObject(r);
+            got++;
+        }
+        if (got == n) {
+            if (!failed)
+                return 0;
+            note_failure(s, 0);
+            return -1;
+        }
+        snprintf(s->last_err, sizeof s->last_err, "Redis at %s: %s: %s", s->addr,
+                 cmds[sent < n ? sent : got].v[0],
+                 s->rc->errstr[0] ? s->rc->errstr : "no reply");
+        int closed = s->rc->err == REDIS_ERR_EOF ||
+                     (s->rc->err == REDIS_ERR_IO && (errno == ECONNRESET || errno == EPIPE));
+        note_failure(s, 1);
+        if (!closed)
+            break;
+        s->retry_at_ms = 0;
+    }
+    if (!s->rc)
+        s->retry_at_ms = rf_mono_ms() + s->backoff_ms;
+    return -1;
+}
+
 void store_arg(store_argv *a, const char *s) {
     if (a->n < STORE_MAX_ARGS) {
         a->v[a->n] = s ? s : "";
@@ -213,6 +270,53 @@ void store_key(const store *s, char *buf, size_t len, const char *fmt, const cha
     char tail[256];
     snprintf(tail, sizeof tail, fmt, id, k);
     snprintf(buf, len, "%s%s", s->prefix, tail);
+}
+
+/* Writes the record of each of a job's nseg segments, or with seg_first
+ * NULL deletes them, pipelined in batches: a job of thousands of segments
+ * must not cost thousands of round trips. Writing stops at the first
+ * failure; deleting is best effort and tries every batch. */
+static int segments_pipelined(store *s, const char *id, uint32_t nseg, const uint32_t *seg_first,
+                              const uint32_t *seg_frames) {
+    size_t cap = nseg < PIPELINE_BATCH ? nseg : PIPELINE_BATCH;
+    if (cap == 0)
+        return 0;
+    store_argv *batch = malloc(cap * sizeof *batch);
+    char(*keys)[256] = malloc(cap * sizeof *keys);
+    int rc = 0;
+    if (!batch || !keys) {
+        snprintf(s->last_err, sizeof s->last_err, "out of memory for %zu commands", cap);
+        rc = -1;
+    }
+    for (uint32_t k0 = 0; batch && keys && k0 < nseg; k0 += (uint32_t)cap) {
+        size_t n = nseg - k0 < cap ? nseg - k0 : cap;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t k = k0 + (uint32_t)i;
+            store_argv *g = &batch[i];
+            g->n = 0;
+            store_key(s, keys[i], sizeof keys[i], "job:%s:seg:%ld", id, (long)k);
+            store_arg(g, seg_first ? "HSET" : "DEL");
+            store_arg(g, keys[i]);
+            if (!seg_first)
+                continue;
+            store_arg(g, "state");
+            store_arg(g, "queued");
+            store_arg(g, "attempt");
+            store_arg(g, "0");
+            store_arg(g, "first");
+            store_arg_u64(g, seg_first[k]);
+            store_arg(g, "frames");
+            store_arg_u64(g, seg_frames[k]);
+        }
+        if (run_pipelined(s, batch, n) != 0) {
+            rc = -1;
+            if (seg_first)
+                break;
+        }
+    }
+    free(keys);
+    free(batch);
+    return rc;
 }
 
 int store_job_create(store *s, const rf_spec *spec, uint32_t nseg, const uint32_t *seg_first,
@@ -272,22 +376,8 @@ int store_job_create(store *s, const rf_spec *spec, uint32_t nseg, const uint32_
     store_arg_u64(&h, now);
     int rc = store_run(s, &h);
     free(json);
-    for (uint32_t k = 0; rc == 0 && k < nseg; k++) {
-        char sk[256];
-        store_key(s, sk, sizeof sk, "job:%s:seg:%ld", spec->id, (long)k);
-        store_argv g = {0};
-        store_arg(&g, "HSET");
-        store_arg(&g, sk);
-        store_arg(&g, "state");
-        store_arg(&g, "queued");
-        store_arg(&g, "attempt");
-        store_arg(&g, "0");
-        store_arg(&g, "first");
-        store_arg_u64(&g, seg_first[k]);
-        store_arg(&g, "frames");
-        store_arg_u64(&g, seg_frames[k]);
-        rc = store_run(s, &g);
-    }
+    if (rc == 0)
+        rc = segments_pipelined(s, spec->id, nseg, seg_first, seg_frames);
     if (rc == 0) {
         char zk[256];
         snprintf(zk, sizeof zk, "%sjobs", s->prefix);
@@ -310,14 +400,7 @@ int store_job_create(store *s, const rf_spec *spec, uint32_t nseg, const uint32_
     if (rc != 0) {
         snprintf(err, errlen, "store: recording job '%s' failed: %s", spec->id, s->last_err);
         /* Leave nothing half-recorded behind. */
-        char sk[256];
-        for (uint32_t k = 0; k < nseg; k++) {
-            store_key(s, sk, sizeof sk, "job:%s:seg:%ld", spec->id, (long)k);
-            store_argv d = {0};
-            store_arg(&d, "DEL");
-            store_arg(&d, sk);
-            store_run(s, &d);
-        }
+        segments_pipelined(s, spec->id, nseg, NULL, NULL);
         store_argv d = {0};
         store_arg(&d, "DEL");
         store_arg(&d, jk);

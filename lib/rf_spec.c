@@ -10,8 +10,9 @@
  *    problems were left out, instead of leaving half a line.
  *  - A field that is wrong is reported once, where it is read; checks that
  *    involve several fields (odd sizes, overlap against segment length,
- *    frame area, raw segment size) run only when the fields they depend on
- *    are themselves valid, so one mistake never cascades into noise.
+ *    number of segments, frame area, raw segment size) run only when the
+ *    fields they depend on are themselves valid, so one mistake never
+ *    cascades into noise.
  *  - Plain integer fields are described by a table (range, default, where
  *    they go in rf_spec), so adding one is a line, not a function.
  *  - Values quoted back in messages are cleaned of control characters and
@@ -614,6 +615,21 @@ static void check_cross(problems *p, const rf_spec *s, const int ok[R_COUNT],
     if (ok[R_SEGMENT] && ok[R_OVERLAP] && s->overlap_frames >= s->segment_frames)
         add(p, "overlap_frames: must be less than segment_frames (%u)%s", s->segment_frames,
             given[R_OVERLAP] ? "" : "; the default overlap is 8, set overlap_frames");
+    if (ok[R_FRAMES] && ok[R_SEGMENT] && ok[R_OVERLAP] &&
+        s->overlap_frames < s->segment_frames) {
+        /* Counted as the planner cuts: segments start every L-O frames and
+         * the last one ends at the last frame. */
+        uint32_t stride = s->segment_frames - s->overlap_frames;
+        uint64_t n = 1;
+        if (s->frames > s->segment_frames)
+            n = (s->frames - s->segment_frames + stride - 1) / stride + 1;
+        if (n > RF_SPEC_MAX_SEGMENTS)
+            add(p,
+                "segment_frames: %u frames in segments of %u overlapping by %u make %llu "
+                "segments; at most %d (use longer segments)",
+                s->frames, s->segment_frames, s->overlap_frames, (unsigned long long)n,
+                RF_SPEC_MAX_SEGMENTS);
+    }
     if (!ok[R_WIDTH] || !ok[R_HEIGHT] || s->width % 2 || s->height % 2)
         return;
     if ((uint64_t)s->width * s->height > MAX_PIXELS) {

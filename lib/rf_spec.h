@@ -18,6 +18,8 @@
  *   frames          integer 1 .. 1000000
  *   segment_frames  integer 1 .. 10000 (default 48)
  *   overlap_frames  integer 0 .. segment_frames-1 (default 8)
+ *                   (frames, segment_frames and overlap_frames together may
+ *                   make at most RF_SPEC_MAX_SEGMENTS segments)
  *   blend           "linear" | "cosine" (default "cosine")
  *   output          object: path (required), container (mp4|mkv|y4m, default
  *                   from the path's extension), codec (h264|ffv1|rawvideo,
@@ -34,6 +36,9 @@
 #define RF_ID_MAX 64
 #define RF_PROMPT_MAX 4096
 #define RF_PATH_MAX 1024
+/* Most segments one job may be cut into: each is a Redis record written
+ * when the job is created and a slot the coordinator tracks in memory. */
+#define RF_SPEC_MAX_SEGMENTS 10000
 
 typedef enum { RF_BLEND_LINEAR = 0, RF_BLEND_COSINE = 1 } rf_blend_curve;
 

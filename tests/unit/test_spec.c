@@ -228,7 +228,6 @@ static void limits_themselves_are_accepted(void **state) {
     accepted_with(state, "id", json_string("A-b_c.9"));
     accepted_with(state, "width", json_integer(16));
     accepted_with(state, "height", json_integer(8192));
-    accepted_with(state, "frames", json_integer(1000000));
     accepted_with(state, "frames", json_integer(1));
     accepted_with(state, "segment_frames", json_integer(10000));
     accepted_with(state, "fps", json_integer(240));
@@ -245,6 +244,10 @@ static void limits_themselves_are_accepted(void **state) {
     json_t *j = base(fx);
     set(j, "segment_frames", json_integer(1)); /* segments of one frame, no overlap */
     set(j, "overlap_frames", json_integer(0));
+    rf_spec_free(accepted(fx, j));
+    j = base(fx); /* the longest job, in the longest segments */
+    set(j, "frames", json_integer(1000000));
+    set(j, "segment_frames", json_integer(10000));
     rf_spec_free(accepted(fx, j));
 }
 
@@ -287,6 +290,42 @@ static void segment_larger_than_8_gib(void **state) {
     set(j, "frames", json_integer(100));
     set(j, "segment_frames", json_integer(200));
     rf_spec_free(accepted(fx, j));
+}
+
+static json_t *cut(const fixture *fx, int frames, int segment_frames, int overlap_frames) {
+    json_t *j = base(fx);
+    set(j, "frames", json_integer(frames));
+    set(j, "segment_frames", json_integer(segment_frames));
+    set(j, "overlap_frames", json_integer(overlap_frames));
+    return j;
+}
+
+static void too_many_segments(void **state) {
+    fixture *fx = *state;
+    refused(fx, cut(fx, 1000000, 1, 0),
+            "segment_frames: 1000000 frames in segments of 1 overlapping by 0 make 1000000 "
+            "segments; at most 10000 (use longer segments)");
+    /* counted as the planner cuts: starts every L-O frames, the last one
+     * ending at the last frame */
+    refused(fx, cut(fx, 400009, 48, 8),
+            "segment_frames: 400009 frames in segments of 48 overlapping by 8 make 10001 "
+            "segments; at most 10000 (use longer segments)");
+    /* exactly RF_SPEC_MAX_SEGMENTS is allowed */
+    rf_spec_free(accepted(fx, cut(fx, 10000, 1, 0)));
+    rf_spec_free(accepted(fx, cut(fx, 400008, 48, 8)));
+    /* the default segmentation (48, overlapping by 8) of a long job */
+    refused_with(state, "frames", json_integer(1000000),
+                 "segment_frames: 1000000 frames in segments of 48 overlapping by 8 make 25000 "
+                 "segments; at most 10000");
+    /* not counted when one of the three is itself wrong: no second line */
+    json_t *j = cut(fx, 1000000, 1, 1);
+    char errs[1024];
+    rf_spec *s = NULL;
+    assert_int_equal(parse_json(j, &fx->opts, &s, errs, sizeof errs), -1);
+    assert_string_equal(errs, "overlap_frames: must be less than segment_frames (1)");
+    j = cut(fx, 1000001, 1, 0);
+    assert_int_equal(parse_json(j, &fx->opts, &s, errs, sizeof errs), -1);
+    assert_string_equal(errs, "frames: must be between 1 and 1000000");
 }
 
 static void frames_out_of_range(void **state) {
@@ -856,6 +895,7 @@ int main(void) {
         cmocka_unit_test(size_out_of_range),
         cmocka_unit_test(frame_larger_than_8k),
         cmocka_unit_test(segment_larger_than_8_gib),
+        cmocka_unit_test(too_many_segments),
         cmocka_unit_test(frames_out_of_range),
         cmocka_unit_test(segment_frames_out_of_range),
         cmocka_unit_test(overlap_not_less_than_segment),
