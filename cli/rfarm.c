@@ -1,16 +1,21 @@
-/* rfarm — the operator's command line: submit jobs, see their state, wait
- * for them, cancel them, see the workers.
+/* rfarm — the operator's command line: submit jobs and batches, see their
+ * state, wait for them, pause, resume or cancel them, see the workers.
  *
- *   rfarm [--endpoint EP] submit FILE.json
- *   rfarm [--endpoint EP] status [JOB] [--json]
+ *   rfarm [--endpoint EP] submit FILE.json | BATCH.jsonl [--name N] [--skip-invalid]
+ *   rfarm [--endpoint EP] status [JOB|BATCH] [--json]
+ *   rfarm [--endpoint EP] watch [JOB|BATCH] [--interval S]
  *   rfarm [--endpoint EP] wait JOB [--timeout SECONDS]
- *   rfarm [--endpoint EP] cancel JOB
+ *   rfarm [--endpoint EP] pause|resume|cancel JOB|BATCH
  *   rfarm [--endpoint EP] workers [--json]
+ *   rfarm [--endpoint EP] logs JOB
  *
  * The CLI talks to the coordinator's client endpoint (REQ, protobuf). It
  * resolves a relative output path against the directory it runs in, since
  * that is what the operator means; every other check happens in the
  * coordinator, which answers with all problems at once.
+ *
+ * A batch is named by its content: the same file submitted again is the
+ * same batch, and its jobs are not created twice.
  *
  * `wait` outlives a coordinator restart or a Redis outage: while the
  * coordinator cannot answer, it says so once and keeps asking until its
@@ -28,33 +33,26 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "cli.h"
+#include "rf_spec.h"
 #include "rf_util.h"
 #include "rf_wire.h"
-#include "rfarm.pb-c.h"
-
-#define EXIT_FAILED 1
-#define EXIT_USAGE 2
-#define EXIT_TIMEOUT 3
-#define REPLY_TIMEOUT_MS 10000
-
-typedef struct cli {
-    const char *endpoint;
-    void *zctx;
-} cli;
 
 static void usage(FILE *f) {
     fprintf(f, "usage: rfarm [--endpoint EP] COMMAND ...\n"
-               "  submit FILE.json              submit a job; prints its id\n"
-               "  status [JOB] [--json]         state of one job, or of recent jobs\n"
-               "  wait JOB [--timeout SECONDS]  wait until the job ends; exit 0 if it is done\n"
-               "  cancel JOB                    stop a job: nothing more is rendered or written\n"
-               "  workers [--json]              the workers the farm has seen, and their health\n"
+               "  submit FILE.json               submit a job; prints its id\n"
+               "  submit FILE.jsonl [--name N] [--skip-invalid]\n"
+               "                                 submit a batch (a job per line); prints its id\n"
+               "  status [JOB|BATCH] [--json]    state, progress, rate and ETA\n"
+               "  watch [JOB|BATCH] [--interval S]  live progress until it ends\n"
+               "  wait JOB [--timeout SECONDS]   wait until the job ends; exit 0 if it is done\n"
+               "  pause|resume|cancel JOB|BATCH  stop handing out its segments / go on / stop it\n"
+               "  workers [--json]               the workers, what they do, their health\n"
+               "  logs JOB                       a job's events and its engine's stderr\n"
                "The endpoint defaults to $RFARM_ENDPOINT, else tcp://127.0.0.1:5556.\n");
 }
 
-/* One request, one reply, on a fresh REQ socket (a REQ socket whose reply
- * never came cannot be reused). Returns NULL with a message printed. */
-static Rfarm__ClientReply *request_within(cli *c, const Rfarm__ClientRequest *req, int tmo) {
+Rfarm__ClientReply *cli_request(cli *c, const Rfarm__ClientRequest *req, int tmo) {
     char err[256];
     void *s = rf_wire_socket(c->zctx, ZMQ_REQ, 0, err, sizeof err);
     if (!s) {
@@ -83,10 +81,6 @@ static Rfarm__ClientReply *request_within(cli *c, const Rfarm__ClientRequest *re
     }
     zmq_close(s);
     return r;
-}
-
-static Rfarm__ClientReply *request(cli *c, const Rfarm__ClientRequest *req) {
-    return request_within(c, req, REPLY_TIMEOUT_MS);
 }
 
 static char *read_file(const char *path, size_t *len) {
@@ -152,15 +146,125 @@ static char *resolve_output(const char *text, size_t len) {
     return result;
 }
 
+/* A name for content: FNV-1a, 64 bits, as 16 hex digits. Not a security
+ * measure; it only has to tell different batch files apart. */
+static void content_id(const char *const *lines, size_t n, char out[18]) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        for (const unsigned char *p = (const unsigned char *)lines[i]; *p; p++)
+            h = (h ^ *p) * 1099511628211ull;
+        h = (h ^ '\n') * 1099511628211ull;
+    }
+    snprintf(out, 18, "b%016llx", (unsigned long long)h);
+}
+
+static const char *base_name(const char *path, char *buf, size_t len) {
+    const char *b = strrchr(path, '/');
+    snprintf(buf, len, "%s", b ? b + 1 : path);
+    char *dot = strrchr(buf, '.');
+    if (dot && dot != buf)
+        *dot = '\0';
+    return buf;
+}
+
+static int submit_batch(cli *c, const char *path, char *text, size_t len, const char *name,
+                        int skip_invalid) {
+    size_t n = 1;
+    for (size_t i = 0; i < len; i++)
+        n += text[i] == '\n';
+    char **lines = calloc(n, sizeof *lines);
+    if (!lines) {
+        fprintf(stderr, "rfarm: out of memory\n");
+        return EXIT_USAGE;
+    }
+    size_t nl = 0;
+    int rc = EXIT_USAGE;
+    for (char *p = text, *end = text + len; p <= end && nl < n;) {
+        char *nlc = memchr(p, '\n', (size_t)(end - p));
+        size_t ll = nlc ? (size_t)(nlc - p) : (size_t)(end - p);
+        if (!nlc && ll == 0)
+            break; /* the file ends with a newline */
+        lines[nl] = resolve_output(p, ll);
+        if (!lines[nl++]) {
+            fprintf(stderr, "rfarm: out of memory\n");
+            goto out;
+        }
+        p += ll + 1;
+    }
+    char id[18], nb[RF_ID_MAX + 1];
+    content_id((const char *const *)lines, nl, id);
+    Rfarm__SubmitBatchRequest br = RFARM__SUBMIT_BATCH_REQUEST__INIT;
+    br.batch_id = id;
+    br.name = (char *)(name ? name : base_name(path, nb, sizeof nb));
+    br.lines = lines;
+    br.n_lines = nl;
+    br.skip_invalid = skip_invalid;
+    Rfarm__ClientRequest req = RFARM__CLIENT_REQUEST__INIT;
+    req.body_case = RFARM__CLIENT_REQUEST__BODY_SUBMIT_BATCH;
+    req.submit_batch = &br;
+    Rfarm__ClientReply *r = cli_request(c, &req, 60000);
+    if (!r)
+        goto out;
+    if (r->body_case == RFARM__CLIENT_REPLY__BODY_SUBMIT_BATCH) {
+        const Rfarm__SubmitBatchReply *b = r->submit_batch;
+        if (b->ok) {
+            printf("%s\n", b->batch_id);
+            fprintf(stderr, "rfarm: batch %s (%s): %zu jobs created, %u already there, %u invalid "
+                    "lines skipped\n", b->batch_id, br.name, b->n_job_ids, b->existing,
+                    b->invalid_lines);
+            rc = 0;
+        } else {
+            fprintf(stderr, "rfarm: %s was rejected (%u invalid lines; nothing was queued%s):\n",
+                    path, b->invalid_lines, skip_invalid ? "" : "; --skip-invalid accepts the rest");
+            rc = EXIT_FAILED;
+        }
+        for (size_t i = 0; i < b->n_errors; i++)
+            fprintf(stderr, "  %s\n", b->errors[i]);
+    } else if (r->body_case == RFARM__CLIENT_REPLY__BODY_ERROR) {
+        fprintf(stderr, "rfarm: %s\n", r->error->error);
+    }
+    rfarm__client_reply__free_unpacked(r, NULL);
+out:
+    for (size_t i = 0; i < nl; i++)
+        free(lines[i]);
+    free(lines);
+    return rc;
+}
+
 static int cmd_submit(cli *c, int argc, char **argv) {
-    if (argc != 1) {
-        fprintf(stderr, "rfarm submit: expected one FILE.json\n");
+    const char *file = NULL, *name = NULL;
+    int skip_invalid = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--skip-invalid") == 0)
+            skip_invalid = 1;
+        else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+            name = argv[++i];
+        else if (!file && argv[i][0] != '-')
+            file = argv[i];
+        else {
+            fprintf(stderr, "rfarm submit: unexpected argument '%s'\n", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if (!file) {
+        fprintf(stderr, "rfarm submit: expected one FILE.json or FILE.jsonl\n");
+        return EXIT_USAGE;
+    }
+    size_t flen = strlen(file);
+    int batch = flen > 6 && strcmp(file + flen - 6, ".jsonl") == 0;
+    if (!batch && (name || skip_invalid)) {
+        fprintf(stderr, "rfarm submit: --name and --skip-invalid are for batches (FILE.jsonl)\n");
         return EXIT_USAGE;
     }
     size_t len;
-    char *text = read_file(argv[0], &len);
+    char *text = read_file(file, &len);
     if (!text)
         return EXIT_USAGE;
+    if (batch) {
+        int rc = submit_batch(c, file, text, len, name, skip_invalid);
+        free(text);
+        return rc;
+    }
     char *spec = resolve_output(text, len);
     free(text);
     if (!spec) {
@@ -172,7 +276,7 @@ static int cmd_submit(cli *c, int argc, char **argv) {
     Rfarm__ClientRequest req = RFARM__CLIENT_REQUEST__INIT;
     req.body_case = RFARM__CLIENT_REQUEST__BODY_SUBMIT;
     req.submit = &sr;
-    Rfarm__ClientReply *r = request(c, &req);
+    Rfarm__ClientReply *r = cli_request(c, &req, CLI_REPLY_TIMEOUT_MS);
     free(spec);
     if (!r)
         return EXIT_USAGE;
@@ -181,7 +285,7 @@ static int cmd_submit(cli *c, int argc, char **argv) {
         printf("%s\n", r->submit->job_id);
         rc = 0;
     } else if (r->body_case == RFARM__CLIENT_REPLY__BODY_SUBMIT) {
-        fprintf(stderr, "rfarm: %s was rejected:\n", argv[0]);
+        fprintf(stderr, "rfarm: %s was rejected:\n", file);
         for (size_t i = 0; i < r->submit->n_errors; i++)
             fprintf(stderr, "  %s\n", r->submit->errors[i]);
         rc = EXIT_FAILED;
@@ -190,89 +294,6 @@ static int cmd_submit(cli *c, int argc, char **argv) {
     }
     rfarm__client_reply__free_unpacked(r, NULL);
     return rc;
-}
-
-/* The status reply, or NULL with a message printed. With `transient`,
- * failures a retry may cure (no answer, Redis away) only set *transient and
- * print nothing; an unknown job is never transient. */
-static Rfarm__ClientReply *get_status(cli *c, const char *job, int *transient) {
-    Rfarm__StatusRequest sr = RFARM__STATUS_REQUEST__INIT;
-    sr.job_id = (char *)(job ? job : "");
-    Rfarm__ClientRequest req = RFARM__CLIENT_REQUEST__INIT;
-    req.body_case = RFARM__CLIENT_REQUEST__BODY_STATUS;
-    req.status = &sr;
-    Rfarm__ClientReply *r = transient ? request_within(c, &req, 2000) : request(c, &req);
-    if (!r && transient)
-        *transient = 1;
-    if (r && r->body_case == RFARM__CLIENT_REPLY__BODY_ERROR) {
-        if (transient && !strstr(r->error->error, "not found"))
-            *transient = 1;
-        else
-            fprintf(stderr, "rfarm: %s\n", r->error->error);
-        rfarm__client_reply__free_unpacked(r, NULL);
-        return NULL;
-    }
-    if (r && r->body_case != RFARM__CLIENT_REPLY__BODY_STATUS) {
-        fprintf(stderr, "rfarm: unexpected reply to a status request\n");
-        rfarm__client_reply__free_unpacked(r, NULL);
-        return NULL;
-    }
-    return r;
-}
-
-/* Print {"<key>": arr} for scripts; takes arr. */
-static void print_json(const char *key, json_t *arr) {
-    json_t *root = json_pack("{s:o}", key, arr);
-    char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-    printf("%s\n", text ? text : "{}");
-    free(text);
-    json_decref(root);
-}
-
-static json_t *job_json(const Rfarm__JobStatus *j) {
-    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:I, s:I}", "id", j->id,
-                     "state", j->state, "engine", j->engine, "frames", (json_int_t)j->frames,
-                     "frames_stitched", (json_int_t)j->frames_stitched, "segments",
-                     (json_int_t)j->segments, "segments_done", (json_int_t)j->segments_done,
-                     "output", j->output, "error", j->error, "created_ms",
-                     (json_int_t)j->created_ms, "finished_ms", (json_int_t)j->finished_ms);
-}
-
-static int cmd_status(cli *c, int argc, char **argv) {
-    const char *job = NULL;
-    int as_json = 0;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            as_json = 1;
-        else if (!job && argv[i][0] != '-')
-            job = argv[i];
-        else {
-            fprintf(stderr, "rfarm status: unexpected argument '%s'\n", argv[i]);
-            return EXIT_USAGE;
-        }
-    }
-    Rfarm__ClientReply *r = get_status(c, job, NULL);
-    if (!r)
-        return EXIT_USAGE;
-    Rfarm__StatusReply *s = r->status;
-    if (as_json) {
-        json_t *arr = json_array();
-        for (size_t i = 0; i < s->n_jobs; i++)
-            json_array_append_new(arr, job_json(s->jobs[i]));
-        print_json("jobs", arr);
-    } else {
-        printf("%-24s %-10s %-15s %-9s %s\n", "JOB", "STATE", "FRAMES", "SEGMENTS", "OUTPUT / ERROR");
-        for (size_t i = 0; i < s->n_jobs; i++) {
-            const Rfarm__JobStatus *j = s->jobs[i];
-            char frames[32], segs[32];
-            snprintf(frames, sizeof frames, "%u/%u", j->frames_stitched, j->frames);
-            snprintf(segs, sizeof segs, "%u/%u", j->segments_done, j->segments);
-            printf("%-24s %-10s %-15s %-9s %s\n", j->id, j->state, frames, segs,
-                   j->error[0] ? j->error : j->output);
-        }
-    }
-    rfarm__client_reply__free_unpacked(r, NULL);
-    return 0;
 }
 
 static int cmd_wait(cli *c, int argc, char **argv) {
@@ -301,7 +322,7 @@ static int cmd_wait(cli *c, int argc, char **argv) {
     int told = 0;
     for (;;) {
         int transient = 0;
-        Rfarm__ClientReply *r = get_status(c, job, &transient);
+        Rfarm__ClientReply *r = cli_get_status(c, job, &transient);
         if (!r && !transient)
             return EXIT_USAGE;
         if (!r) {
@@ -342,95 +363,36 @@ static int cmd_wait(cli *c, int argc, char **argv) {
     }
 }
 
-static int cmd_cancel(cli *c, int argc, char **argv) {
+static int cmd_control(cli *c, const char *action, int argc, char **argv) {
     if (argc != 1 || argv[0][0] == '-') {
-        fprintf(stderr, "rfarm cancel: expected one JOB id\n");
+        fprintf(stderr, "rfarm %s: expected one JOB or BATCH id\n", action);
         return EXIT_USAGE;
     }
-    Rfarm__CancelRequest cr = RFARM__CANCEL_REQUEST__INIT;
-    cr.job_id = argv[0];
+    Rfarm__ControlRequest cr = RFARM__CONTROL_REQUEST__INIT;
+    cr.target = argv[0];
+    cr.action = (char *)action;
     Rfarm__ClientRequest req = RFARM__CLIENT_REQUEST__INIT;
-    req.body_case = RFARM__CLIENT_REQUEST__BODY_CANCEL;
-    req.cancel = &cr;
-    Rfarm__ClientReply *r = request(c, &req);
+    req.body_case = RFARM__CLIENT_REQUEST__BODY_CONTROL;
+    req.control = &cr;
+    Rfarm__ClientReply *r = cli_request(c, &req, CLI_REPLY_TIMEOUT_MS);
     if (!r)
         return EXIT_USAGE;
     int rc = EXIT_USAGE;
-    if (r->body_case == RFARM__CLIENT_REPLY__BODY_CANCEL) {
-        printf("%s cancelled segments_stopped=%u\n", r->cancel->job_id, r->cancel->segments_stopped);
+    if (r->body_case == RFARM__CLIENT_REPLY__BODY_CONTROL) {
+        const Rfarm__ControlReply *k = r->control;
+        const char *done = strcmp(action, "cancel") == 0  ? "cancelled"
+                           : strcmp(action, "pause") == 0 ? "paused"
+                                                          : "resumed";
+        printf("%s %s %s jobs=%u segments_stopped=%u\n", k->kind, k->target, done, k->jobs,
+               k->segments_stopped);
         rc = 0;
     } else if (r->body_case == RFARM__CLIENT_REPLY__BODY_ERROR) {
         fprintf(stderr, "rfarm: %s\n", r->error->error);
     } else {
-        fprintf(stderr, "rfarm: unexpected reply to a cancel request\n");
+        fprintf(stderr, "rfarm: unexpected reply to a %s request\n", action);
     }
     rfarm__client_reply__free_unpacked(r, NULL);
     return rc;
-}
-
-static json_t *worker_json(const Rfarm__WorkerStatus *w) {
-    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s}", "id",
-                     w->id, "state", w->state, "engines", w->engines, "capacity",
-                     (json_int_t)w->capacity, "gpus", (json_int_t)w->gpus, "compute", w->compute,
-                     "hostname", w->hostname, "last_seen_ms", (json_int_t)w->last_seen_ms,
-                     "segments_done", (json_int_t)w->segments_done, "fail_streak",
-                     (json_int_t)w->fail_streak, "quarantined_until_ms",
-                     (json_int_t)w->quarantined_until_ms, "kept_from_jobs", w->kept_from_jobs,
-                     "last_error", w->last_error);
-}
-
-static int cmd_workers(cli *c, int argc, char **argv) {
-    int as_json = 0;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0) {
-            as_json = 1;
-        } else {
-            fprintf(stderr, "rfarm workers: unexpected argument '%s'\n", argv[i]);
-            return EXIT_USAGE;
-        }
-    }
-    Rfarm__ClientRequest req = RFARM__CLIENT_REQUEST__INIT;
-    Rfarm__WorkersRequest wr = RFARM__WORKERS_REQUEST__INIT;
-    req.body_case = RFARM__CLIENT_REQUEST__BODY_WORKERS;
-    req.workers = &wr;
-    Rfarm__ClientReply *r = request(c, &req);
-    if (!r)
-        return EXIT_USAGE;
-    if (r->body_case != RFARM__CLIENT_REPLY__BODY_WORKERS) {
-        fprintf(stderr, "rfarm: %s\n", r->body_case == RFARM__CLIENT_REPLY__BODY_ERROR
-                                            ? r->error->error
-                                            : "unexpected reply to a workers request");
-        rfarm__client_reply__free_unpacked(r, NULL);
-        return EXIT_USAGE;
-    }
-    const Rfarm__WorkersReply *ws = r->workers;
-    if (as_json) {
-        json_t *arr = json_array();
-        for (size_t i = 0; i < ws->n_workers; i++)
-            json_array_append_new(arr, worker_json(ws->workers[i]));
-        print_json("workers", arr);
-    } else {
-        uint64_t now = rf_wall_ms();
-        printf("%-20s %-12s %-18s %-8s %-6s %-7s %s\n", "WORKER", "STATE", "ENGINES", "SEGMENTS",
-               "STREAK", "SEEN", "HEALTH");
-        for (size_t i = 0; i < ws->n_workers; i++) {
-            const Rfarm__WorkerStatus *w = ws->workers[i];
-            char seen[32], health[1200] = "ok";
-            if (w->last_seen_ms && now >= w->last_seen_ms)
-                snprintf(seen, sizeof seen, "%llus", (unsigned long long)((now - w->last_seen_ms) / 1000));
-            else
-                snprintf(seen, sizeof seen, "-");
-            if (w->quarantined_until_ms > now)
-                snprintf(health, sizeof health, "quarantined for %llus more",
-                         (unsigned long long)((w->quarantined_until_ms - now + 999) / 1000));
-            else if (w->kept_from_jobs[0])
-                snprintf(health, sizeof health, "kept from %s", w->kept_from_jobs);
-            printf("%-20s %-12s %-18s %-8u %-6u %-7s %s\n", w->id, w->state, w->engines,
-                   w->segments_done, w->fail_streak, seen, health);
-        }
-    }
-    rfarm__client_reply__free_unpacked(r, NULL);
-    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -456,23 +418,27 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[i++];
     int (*fn)(cli *, int, char **) = NULL;
+    int control = strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0 ||
+                  strcmp(cmd, "cancel") == 0;
     if (strcmp(cmd, "submit") == 0)
         fn = cmd_submit;
     else if (strcmp(cmd, "status") == 0)
-        fn = cmd_status;
+        fn = cli_status;
+    else if (strcmp(cmd, "watch") == 0)
+        fn = cli_watch;
     else if (strcmp(cmd, "wait") == 0)
         fn = cmd_wait;
-    else if (strcmp(cmd, "cancel") == 0)
-        fn = cmd_cancel;
     else if (strcmp(cmd, "workers") == 0)
-        fn = cmd_workers;
-    if (!fn) {
+        fn = cli_workers;
+    else if (strcmp(cmd, "logs") == 0)
+        fn = cli_logs;
+    if (!fn && !control) {
         fprintf(stderr, "rfarm: unknown command '%s'\n", cmd);
         usage(stderr);
         return EXIT_USAGE;
     }
     c.zctx = zmq_ctx_new();
-    int rc = fn(&c, argc - i, argv + i);
+    int rc = control ? cmd_control(&c, cmd, argc - i, argv + i) : fn(&c, argc - i, argv + i);
     zmq_ctx_term(c.zctx);
     return rc;
 }

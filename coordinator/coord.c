@@ -124,9 +124,10 @@ int coord_new(const coord_config *cfg, coord **out, char *err, size_t errlen) {
     c->jobs = rf_map_new();
     c->workers = rf_map_new();
     c->health = rf_map_new();
+    c->batches = rf_map_new();
     c->sched = sched_new();
     c->zctx = zmq_ctx_new();
-    if (!c->jobs || !c->workers || !c->health || !c->sched || !c->zctx) {
+    if (!c->jobs || !c->workers || !c->health || !c->batches || !c->sched || !c->zctx) {
         snprintf(err, errlen, "coordinator: out of memory");
         goto fail;
     }
@@ -197,6 +198,7 @@ void coord_free(coord *c) {
         rf_map_free(c->workers);
     }
     coord_health_free_all(c);
+    coord_batches_free(c);
     stitch_pool_free(c->pool);
     sched_free(c->sched);
     if (c->wsock)

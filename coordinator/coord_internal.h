@@ -2,7 +2,9 @@
  *   coord.c          the event loop, life cycle, leases, stats, Redis catch-up
  *   coord_jobs.c     jobs: create, recover after a restart, retry, finish, cancel
  *   coord_workers.c  workers: their messages, dispatch, health (bans, quarantine)
- *   client_api.c     the CLI's requests
+ *   coord_batch.c    batches: submission, pause / resume / cancel, totals
+ *   client_api.c     the CLI's requests: routing, single submissions
+ *   client_status.c  status, workers and logs replies
  * Everything here is touched by the loop's thread only. */
 #ifndef COORD_INTERNAL_H
 #define COORD_INTERNAL_H
@@ -48,7 +50,19 @@ typedef struct coord_job {
     uint32_t frames_stitched;
     uint32_t delayed;        /* segments waiting out a retry backoff */
     rf_map *worker_failures; /* worker id -> failures of this job (as uintptr_t) */
+    char batch[RF_ID_MAX + 1]; /* "" when submitted on its own */
+    int paused;
+    uint64_t frames_to_render, frames_rendered; /* sums of segment frames */
+    uint64_t render_ms;      /* sum of its done segments' render times */
 } coord_job;
+
+/* A batch with unfinished jobs in memory. */
+typedef struct coord_batch {
+    char id[RF_ID_MAX + 1];
+    uint32_t open_jobs; /* unfinished jobs of it in memory */
+    int paused;
+    int cancelled;
+} coord_batch;
 
 typedef struct coord_slot {
     char job[RF_ID_MAX + 1];
@@ -100,6 +114,7 @@ struct coord {
     rf_map *jobs;    /* id -> coord_job*, unfinished jobs only */
     rf_map *workers; /* id -> coord_worker*, connected workers */
     rf_map *health;  /* id -> coord_health*, every worker seen */
+    rf_map *batches; /* id -> coord_batch*, batches with unfinished jobs */
     uint64_t seq;
     uint32_t epoch;    /* random per process; see Assign.epoch in the proto */
     uint32_t delayed;  /* segments waiting out a retry backoff, all jobs */
@@ -112,8 +127,16 @@ void coord_store_warn(coord *c, int rc, const char *what);
 int coord_send_to_worker(coord *c, const char *id, const Rfarm__CoordMsg *m);
 
 /* coord_jobs.c */
-/* Create a job from a validated spec; takes ownership of spec. */
-int coord_job_add(coord *c, rf_spec *spec, char *err, size_t errlen);
+/* Create a job from a validated spec; takes ownership of spec. batch may
+ * be NULL. Returns 0; 1 when a job with that id exists already (nothing
+ * done); -1 with err set. */
+int coord_job_add(coord *c, rf_spec *spec, const char *batch, uint32_t line, char *err,
+                  size_t errlen);
+/* Pause or resume a job (Redis state "paused", or back to queued/running). */
+void coord_job_pause(coord *c, coord_job *j, int paused);
+/* A job's log line (Redis list <p>job:<id>:log). */
+void coord_job_log(coord *c, const char *job, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Reload every unfinished job from Redis (start-up). */
 int coord_jobs_recover(coord *c, char *err, size_t errlen);
 /* End a job: state done | failed | cancelled (output_bytes: the video's
@@ -156,6 +179,33 @@ void coord_workers_resync(coord *c);
 void coord_health_free_all(coord *c);
 /* The comma-separated unfinished jobs a worker is kept from. */
 void coord_worker_kept_from(coord *c, const char *worker, char *buf, size_t len);
+
+/* coord_batch.c */
+/* A job of batch `id` was created / ended (state done | failed | cancelled). */
+int coord_batch_job_added(coord *c, const char *id); /* 1: the batch is paused */
+void coord_batch_job_ended(coord *c, const coord_job *j, const char *state);
+coord_batch *coord_batch_get(coord *c, const char *id);
+void coord_batches_free(coord *c);
+/* Requests from the CLI (client_api.c routes them here). The reply is
+ * built into *reply; strings it points to live in *scratch, freed by
+ * coord_reply_scratch_free after the reply is sent. */
+typedef struct coord_scratch {
+    void **ptrs;
+    size_t n, cap;
+} coord_scratch;
+void *coord_scratch_add(coord_scratch *sc, void *p);
+void coord_scratch_free(coord_scratch *sc);
+void coord_batch_submit(coord *c, const Rfarm__SubmitBatchRequest *q, Rfarm__ClientReply *reply,
+                        coord_scratch *sc);
+void coord_control(coord *c, const Rfarm__ControlRequest *q, Rfarm__ClientReply *reply,
+                   coord_scratch *sc);
+
+/* client_status.c */
+void coord_status(coord *c, const Rfarm__StatusRequest *q, Rfarm__ClientReply *reply,
+                  coord_scratch *sc);
+void coord_workers_status(coord *c, Rfarm__ClientReply *reply, coord_scratch *sc);
+void coord_logs(coord *c, const Rfarm__LogsRequest *q, Rfarm__ClientReply *reply,
+                coord_scratch *sc);
 
 /* client_api.c: handle one request from the client socket. */
 void coord_client_request(coord *c);

@@ -20,6 +20,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,6 +153,28 @@ void coord_jobs_write_finals(coord *c) {
     closedir(d);
 }
 
+/* What a finished job's record adds for people and scripts: who rendered
+ * which segment ("k:worker,..."), and the video's duration. */
+static int write_results(coord *c, const coord_job *j) {
+    size_t cap = j->plan->n * (RF_ID_MAX + 12) + 1;
+    char *sw = malloc(cap);
+    if (!sw)
+        return 0; /* a convenience field; the segment records hold it too */
+    size_t len = 0;
+    sw[0] = '\0';
+    for (size_t k = 0; k < j->plan->n; k++)
+        len += (size_t)snprintf(sw + len, cap - len, "%s%zu:%s", len ? "," : "", k,
+                                j->segs[k].worker);
+    char dur[32];
+    snprintf(dur, sizeof dur, "%.3f",
+             (double)j->spec->frames * j->spec->fps_den / (double)j->spec->fps_num);
+    int rc = store_hset(c->st, "job", j->spec->id, "segment_workers", sw);
+    if (rc == 0)
+        rc = store_hset(c->st, "job", j->spec->id, "duration_s", dur);
+    free(sw);
+    return rc;
+}
+
 void coord_job_finish(coord *c, coord_job *j, const char *state, const char *error,
                       uint64_t output_bytes) {
     rf_info(LOG, "job %s job=%s frames=%u segments=%zu%s%s%s", state, j->spec->id, j->spec->frames,
@@ -159,12 +182,16 @@ void coord_job_finish(coord *c, coord_job *j, const char *state, const char *err
     int rc = store_job_progress(c->st, j->spec->id, j->segments_done, j->frames_stitched);
     if (rc == 0 && output_bytes)
         rc = store_job_output(c->st, j->spec->id, j->spec->output_path, output_bytes);
+    if (rc == 0 && strcmp(state, "done") == 0)
+        rc = write_results(c, j);
     if (rc == 0)
         rc = store_job_state(c->st, j->spec->id, state, error);
     coord_store_warn(c, rc, "job state");
     if (rc != 0)
         keep_final(c, j, state, error, output_bytes);
     coord_store_warn(c, store_event(c->st, state, j->spec->id, -1, NULL, error), "event");
+    coord_job_log(c, j->spec->id, "job %s%s%s", state, error ? ": " : "", error ? error : "");
+    coord_batch_job_ended(c, j, state);
     sched_remove_job(c->sched, j);
     c->delayed -= j->delayed;
     rf_map_del(c->jobs, j->spec->id);
@@ -178,7 +205,8 @@ void coord_job_finish(coord *c, coord_job *j, const char *state, const char *err
 
 /* The in-memory side of a job: plan, segments, spool directory, stitcher,
  * scheduler entry. Takes spec; on failure frees everything it made. */
-static int job_build(coord *c, rf_spec *spec, coord_job **out, char *err, size_t errlen) {
+static int job_build(coord *c, rf_spec *spec, const char *batch, coord_job **out, char *err,
+                     size_t errlen) {
     *out = NULL;
     coord_job *j = calloc(1, sizeof *j);
     if (!j) {
@@ -188,6 +216,7 @@ static int job_build(coord *c, rf_spec *spec, coord_job **out, char *err, size_t
     }
     j->spec = spec;
     j->frame_bytes = rf_spec_frame_bytes(spec);
+    snprintf(j->batch, sizeof j->batch, "%s", batch ? batch : "");
     if (rf_map_get(c->jobs, spec->id)) {
         snprintf(err, errlen, "id: job '%s' already exists", spec->id);
         goto fail;
@@ -201,8 +230,10 @@ static int job_build(coord *c, rf_spec *spec, coord_job **out, char *err, size_t
         snprintf(err, errlen, "coordinator: out of memory for %zu segments", j->plan->n);
         goto fail;
     }
-    for (size_t k = 0; k < j->plan->n; k++)
+    for (size_t k = 0; k < j->plan->n; k++) {
         j->segs[k].fd = -1;
+        j->frames_to_render += j->plan->seg[k].frames;
+    }
     if (rf_fmt(j->spool, sizeof j->spool, "%s/%s", c->spool, spec->id) != 0) {
         snprintf(err, errlen, "spool: path for job '%s' too long", spec->id);
         goto fail;
@@ -213,8 +244,9 @@ static int job_build(coord *c, rf_spec *spec, coord_job **out, char *err, size_t
     }
     if (stitch_job_new(c->pool, spec, j->plan, j->spool, &j->stitch, err, errlen) != 0)
         goto fail;
-    if (sched_add_job(c->sched, j, spec->priority, ++c->seq, (uint32_t)j->plan->n) != 0 ||
-        rf_map_put(c->jobs, spec->id, j) != 0) {
+    sched_job_opts so = {.group = j->batch, .priority = spec->priority, .seq = ++c->seq,
+                         .nseg = (uint32_t)j->plan->n, .max_running = spec->max_running_segments};
+    if (sched_add_job(c->sched, j, &so) != 0 || rf_map_put(c->jobs, spec->id, j) != 0) {
         sched_remove_job(c->sched, j);
         snprintf(err, errlen, "coordinator: out of memory");
         goto fail;
@@ -227,7 +259,8 @@ fail:
     return -1;
 }
 
-int coord_job_add(coord *c, rf_spec *spec, char *err, size_t errlen) {
+int coord_job_add(coord *c, rf_spec *spec, const char *batch, uint32_t line, char *err,
+                  size_t errlen) {
     if (!store_available(c->st)) {
         snprintf(err, errlen, "redis: the farm's Redis is unavailable (%s); the job was not "
                  "accepted, submit it again later", store_last_error(c->st));
@@ -237,7 +270,7 @@ int coord_job_add(coord *c, rf_spec *spec, char *err, size_t errlen) {
     if (rf_map_get(c->jobs, spec->id)) {
         snprintf(err, errlen, "id: job '%s' already exists", spec->id);
         rf_spec_free(spec);
-        return -1;
+        return 1;
     }
     plan *p;
     if (plan_new(spec->frames, spec->segment_frames, spec->overlap_frames, spec->blend, &p, err,
@@ -251,13 +284,15 @@ int coord_job_add(coord *c, rf_spec *spec, char *err, size_t errlen) {
     if (!first || !frames) {
         snprintf(err, errlen, "coordinator: out of memory");
     } else {
+        store_job_meta meta = {.batch = batch, .line = line};
         for (size_t k = 0; k < p->n; k++) {
             first[k] = p->seg[k].first;
             frames[k] = p->seg[k].frames;
+            meta.frames_to_render += frames[k];
         }
         /* Redis first: it refuses an id it already holds (a finished job). */
-        rc = store_job_create(c->st, spec, (uint32_t)p->n, first, frames, err, errlen);
-        if (rc != 0 && !store_available(c->st))
+        rc = store_job_create(c->st, spec, &meta, (uint32_t)p->n, first, frames, err, errlen);
+        if (rc < 0 && !store_available(c->st))
             snprintf(err, errlen, "redis: the farm's Redis is unavailable (%s); the job was not "
                      "accepted, submit it again later", store_last_error(c->st));
     }
@@ -266,22 +301,47 @@ int coord_job_add(coord *c, rf_spec *spec, char *err, size_t errlen) {
     plan_free(p);
     if (rc != 0) {
         rf_spec_free(spec);
-        return -1;
+        return rc;
     }
     char id[RF_ID_MAX + 1];
     snprintf(id, sizeof id, "%s", spec->id);
     coord_job *j;
-    if (job_build(c, spec, &j, err, errlen) != 0) {
+    if (job_build(c, spec, batch, &j, err, errlen) != 0) {
         store_job_state(c->st, id, "failed", err);
         return -1;
     }
     for (size_t k = 0; k < j->plan->n; k++)
-        sched_push(c->sched, j, (uint32_t)k, 0);
-    rf_info(LOG, "job queued job=%s engine=%s frames=%u segments=%zu size=%ux%u output=%s",
+        sched_push(c->sched, j, (uint32_t)k, j->plan->seg[k].frames, 0);
+    if (j->batch[0] && coord_batch_job_added(c, j->batch))
+        coord_job_pause(c, j, 1);
+    rf_info(LOG, "job queued job=%s engine=%s frames=%u segments=%zu size=%ux%u batch=%s output=%s",
             j->spec->id, j->spec->engine, j->spec->frames, j->plan->n, j->spec->width,
-            j->spec->height, j->spec->output_path);
+            j->spec->height, j->batch[0] ? j->batch : "-", j->spec->output_path);
     coord_store_warn(c, store_event(c->st, "queued", id, -1, NULL, NULL), "event");
+    coord_job_log(c, id, "job queued: %zu segments of up to %u frames", j->plan->n,
+                  j->spec->segment_frames);
     return 0;
+}
+
+void coord_job_pause(coord *c, coord_job *j, int paused) {
+    if (j->paused == !!paused)
+        return;
+    j->paused = !!paused;
+    sched_pause(c->sched, j, j->paused);
+    const char *state = paused ? "paused" : j->started ? "running" : "queued";
+    rf_info(LOG, "job %s job=%s", paused ? "paused" : "resumed", j->spec->id);
+    coord_store_warn(c, store_hset(c->st, "job", j->spec->id, "state", state), "job state");
+    coord_job_log(c, j->spec->id, "job %s", paused ? "paused" : "resumed");
+}
+
+void coord_job_log(coord *c, const char *job, const char *fmt, ...) {
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (store_available(c->st))
+        coord_store_warn(c, store_job_log(c->st, job, line), "job log");
 }
 
 /* ---- retries ---- */
@@ -289,8 +349,12 @@ int coord_job_add(coord *c, rf_spec *spec, char *err, size_t errlen) {
 void coord_job_fail_segment(coord *c, coord_job *j, uint32_t k, const char *worker,
                             const char *error) {
     coord_seg *s = &j->segs[k];
+    if (s->state == SEG_RUNNING)
+        sched_stopped(c->sched, j);
     s->failures++;
     s->state = SEG_QUEUED;
+    coord_job_log(c, j->spec->id, "segment %u attempt %u failed on %s: %s", k, s->attempt,
+                  worker ? worker : "-", error);
     snprintf(s->last_error, sizeof s->last_error, "%s", error);
     if (worker && !rf_list_has(s->tried, worker)) {
         size_t len = strlen(s->tried);
@@ -343,7 +407,7 @@ static int release_job_retries(void *ctx, const char *key, void *value) {
             s->retry_at_ms = 0;
             j->delayed--;
             r->c->delayed--;
-            sched_push(r->c->sched, j, (uint32_t)k, 1);
+            sched_push(r->c->sched, j, (uint32_t)k, j->plan->seg[k].frames, 1);
         }
     }
     return 0;
@@ -389,6 +453,8 @@ typedef struct rec_job {
     char id[RF_ID_MAX + 1];
     uint64_t created_ms;
     char state[16];
+    char batch[RF_ID_MAX + 1];
+    uint64_t render_ms;
     char *spec_json;
 } rec_job;
 
@@ -423,6 +489,10 @@ static void job_field(void *ctx, const char *name, const char *value) {
         snprintf(r->state, sizeof r->state, "%s", value);
     else if (strcmp(name, "spec") == 0 && !r->spec_json)
         r->spec_json = strdup(value);
+    else if (strcmp(name, "batch") == 0)
+        snprintf(r->batch, sizeof r->batch, "%s", value);
+    else if (strcmp(name, "render_ms") == 0)
+        r->render_ms = strtoull(value, NULL, 10);
 }
 
 static int is_terminal(const char *state) {
@@ -485,8 +555,9 @@ static int recover_job(coord *c, const rec_job *r, char *err, size_t errlen) {
         return -1;
     }
     coord_job *j;
-    if (job_build(c, spec, &j, err, errlen) != 0)
+    if (job_build(c, spec, r->batch, &j, err, errlen) != 0)
         return -1;
+    j->render_ms = r->render_ms;
     remove_part_files(j->spool);
     uint32_t requeued = 0;
     for (size_t k = 0; k < j->plan->n; k++) {
@@ -506,16 +577,19 @@ static int recover_job(coord *c, const rec_job *r, char *err, size_t errlen) {
         if (strcmp(rs.state, "done") == 0 && whole) {
             s->state = SEG_DONE;
             j->segments_done++;
+            j->frames_rendered += j->plan->seg[k].frames;
             continue;
         }
         unlink(path); /* a file Redis never called done is not trusted */
         s->state = SEG_QUEUED;
-        sched_push(c->sched, j, (uint32_t)k, 0);
+        sched_push(c->sched, j, (uint32_t)k, j->plan->seg[k].frames, 0);
         requeued++;
         coord_store_warn(c, store_seg_state(c->st, j->spec->id, (uint32_t)k, "queued", s->attempt,
                                             NULL, NULL, 0), "segment state");
     }
     j->started = j->segments_done > 0;
+    if ((j->batch[0] && coord_batch_job_added(c, j->batch)) || strcmp(r->state, "paused") == 0)
+        coord_job_pause(c, j, 1);
     for (size_t k = 0; k < j->plan->n; k++)
         if (j->segs[k].state == SEG_DONE)
             stitch_job_ready(j->stitch, (uint32_t)k);

@@ -211,6 +211,17 @@ int coord_worker_may_run(coord *c, const coord_worker *w, const coord_job *j) {
 
 /* ---- assignment ---- */
 
+/* The worker's record says what it renders now ("job:seg,..."). */
+static void worker_write_current(coord *c, const coord_worker *w) {
+    char cur[1024];
+    size_t len = 0;
+    cur[0] = '\0';
+    for (unsigned i = 0; i < w->nslots && len + RF_ID_MAX + 16 < sizeof cur; i++)
+        len += (size_t)snprintf(cur + len, sizeof cur - len, "%s%s:%u", len ? "," : "",
+                                w->slots[i].job, w->slots[i].seg);
+    coord_store_warn(c, store_hset(c->st, "worker", w->id, "current", cur), "worker");
+}
+
 typedef struct accept_ctx {
     coord *c;
     coord_worker *w;
@@ -275,6 +286,9 @@ static void assign(coord *c, coord_worker *w, coord_job *j, uint32_t k) {
     }
     coord_store_warn(c, store_seg_state(c->st, j->spec->id, k, "running", s->attempt, w->id, NULL, 0),
                      "segment state");
+    coord_job_log(c, j->spec->id, "segment %u attempt %u started on %s (frames %u-%u)", k,
+                  s->attempt, w->id, ps->first, ps->first + ps->frames - 1);
+    worker_write_current(c, w);
 }
 
 static int dispatch_worker(void *ctx, const char *key, void *value) {
@@ -313,7 +327,10 @@ static void requeue_slot(coord *c, const coord_worker *w, const coord_slot *sl, 
         return;
     coord_seg_close(j, k, 1);
     s->state = SEG_QUEUED;
-    sched_push(c->sched, j, k, 1);
+    sched_stopped(c->sched, j);
+    sched_push(c->sched, j, k, j->plan->seg[k].frames, 1);
+    coord_job_log(c, j->spec->id, "segment %u attempt %u taken back from %s: %s", k, s->attempt,
+                  w->id, why);
     c->stats.segments_lost++;
     c->stats_dirty = 1;
     rf_warn(LOG, "segment requeued job=%s seg=%u attempt=%u worker=%s reason=\"%s\"", j->spec->id,
@@ -436,6 +453,9 @@ void coord_workers_resync(coord *c) {
 
 /* ---- what workers send ---- */
 
+static void record_rendered(coord *c, coord_job *j, uint32_t k, coord_worker *w,
+                            uint64_t render_ms);
+
 /* The segment a message talks about, when it is the current attempt held by
  * this worker; NULL (and the message is stale) otherwise. */
 static coord_job *current(coord *c, const coord_worker *w, const char *job, uint32_t k,
@@ -550,7 +570,10 @@ static void on_done(coord *c, coord_worker *w, const Rfarm__SegmentDone *d) {
         close(dfd);
     }
     s->state = SEG_DONE;
+    sched_stopped(c->sched, j);
     j->segments_done++;
+    j->frames_rendered += j->plan->seg[k].frames;
+    j->render_ms += d->render_ms;
     w->segments_done++;
     c->stats.segments_rendered++;
     c->stats_dirty = 1;
@@ -563,7 +586,32 @@ static void on_done(coord *c, coord_worker *w, const Rfarm__SegmentDone *d) {
     coord_store_warn(c, store_event(c->st, "segment_done", j->spec->id, (int)k, w->id, NULL),
                      "event");
     coord_health_rendered(c, j, k, w->id);
+    record_rendered(c, j, k, w, d->render_ms);
     stitch_job_ready(j->stitch, k);
+}
+
+/* A rendered segment in the job's record (progress, render time), its
+ * batch's totals and its log; and what the worker does now. */
+static void record_rendered(coord *c, coord_job *j, uint32_t k, coord_worker *w,
+                            uint64_t render_ms) {
+    const plan_segment *ps = &j->plan->seg[k];
+    coord_store_warn(c, store_hincr(c->st, "job", j->spec->id, "frames_rendered", ps->frames),
+                     "progress");
+    coord_store_warn(c, store_hincr(c->st, "job", j->spec->id, "render_ms", (int64_t)render_ms),
+                     "progress");
+    if (j->batch[0])
+        coord_store_warn(c, store_batch_incr(c->st, j->batch, "frames_rendered", ps->frames),
+                         "batch");
+    coord_job_log(c, j->spec->id, "segment %u done by %s in %llu ms (frames %u-%u)", k, w->id,
+                  (unsigned long long)render_ms, ps->first, ps->first + ps->frames - 1);
+    worker_write_current(c, w);
+}
+
+static void on_engine_log(coord *c, coord_worker *w, const Rfarm__EngineLog *l) {
+    if (!rf_map_get(c->jobs, l->job_id))
+        return;
+    coord_job_log(c, l->job_id, "engine seg %u attempt %u on %s: %s", l->segment, l->attempt,
+                  w->id, l->line);
 }
 
 static void on_failed(coord *c, coord_worker *w, const Rfarm__SegmentFailed *f) {
@@ -640,6 +688,9 @@ void coord_on_worker_message(coord *c) {
             break;
         case RFARM__WORKER_MSG__BODY_BYE:
             worker_gone(c, w, m->bye->reason[0] ? m->bye->reason : "said bye");
+            break;
+        case RFARM__WORKER_MSG__BODY_LOG:
+            on_engine_log(c, w, m->log);
             break;
         default:
             break;

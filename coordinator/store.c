@@ -188,7 +188,7 @@ redisReply *store_command(store *s, int argc, const char **argv, const size_t *a
  * broken connection is an outage, retried once at once when the server
  * closed it. Every command given here must therefore be harmless to repeat.
  * Returns 0 when every command succeeded, else -1 with s->last_err set. */
-static int run_pipelined(store *s, store_argv *cmds, size_t n) {
+int store_run_pipelined(store *s, store_argv *cmds, size_t n) {
     if (n == 0)
         return 0;
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -308,7 +308,7 @@ static int segments_pipelined(store *s, const char *id, uint32_t nseg, const uin
             store_arg(g, "frames");
             store_arg_u64(g, seg_frames[k]);
         }
-        if (run_pipelined(s, batch, n) != 0) {
+        if (store_run_pipelined(s, batch, n) != 0) {
             rc = -1;
             if (seg_first)
                 break;
@@ -319,15 +319,11 @@ static int segments_pipelined(store *s, const char *id, uint32_t nseg, const uin
     return rc;
 }
 
-int store_job_create(store *s, const rf_spec *spec, uint32_t nseg, const uint32_t *seg_first,
-                     const uint32_t *seg_frames, char *err, size_t errlen) {
+int store_job_create(store *s, const rf_spec *spec, const store_job_meta *meta, uint32_t nseg,
+                     const uint32_t *seg_first, const uint32_t *seg_frames, char *err,
+                     size_t errlen) {
     char jk[256];
     store_key(s, jk, sizeof jk, "job:%s", spec->id, 0);
-    char *json = rf_spec_to_json(spec);
-    if (!json) {
-        snprintf(err, errlen, "store: out of memory");
-        return -1;
-    }
     /* HSETNX on the id field claims the id atomically: two submissions of
      * the same id cannot both win. */
     store_argv a = {0};
@@ -338,83 +334,104 @@ int store_job_create(store *s, const rf_spec *spec, uint32_t nseg, const uint32_
     redisReply *r = store_command(s, a.n, a.v, a.len);
     if (!r) {
         snprintf(err, errlen, "store: %s", s->last_err);
-        free(json);
         return -1;
     }
     int created = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
     freeReplyObject(r);
     if (!created) {
         snprintf(err, errlen, "id: job '%s' already exists", spec->id);
-        free(json);
-        return -1;
+        return 1;
     }
-    uint64_t now = rf_wall_ms();
-    store_argv h = {0};
-    store_arg(&h, "HSET");
-    store_arg(&h, jk);
-    store_arg(&h, "state");
-    store_arg(&h, "queued");
-    store_arg(&h, "engine");
-    store_arg(&h, spec->engine);
-    store_arg(&h, "spec");
-    store_arg(&h, json);
-    store_arg(&h, "frames");
-    store_arg_u64(&h, spec->frames);
-    store_arg(&h, "segments");
-    store_arg_u64(&h, nseg);
-    store_arg(&h, "segments_done");
-    store_arg(&h, "0");
-    store_arg(&h, "frames_stitched");
-    store_arg(&h, "0");
-    store_arg(&h, "output");
-    store_arg(&h, spec->output_path);
-    store_arg(&h, "error");
-    store_arg(&h, "");
-    store_arg(&h, "priority");
-    arg_i64(&h, spec->priority);
-    store_arg(&h, "created_ms");
-    store_arg_u64(&h, now);
-    int rc = store_run(s, &h);
-    free(json);
-    if (rc == 0)
-        rc = segments_pipelined(s, spec->id, nseg, seg_first, seg_frames);
-    if (rc == 0) {
-        char zk[256];
-        snprintf(zk, sizeof zk, "%sjobs", s->prefix);
-        store_argv z = {0};
-        store_arg(&z, "ZADD");
-        store_arg(&z, zk);
-        store_arg_u64(&z, now);
-        store_arg(&z, spec->id);
-        rc = store_run(s, &z);
-    }
-    if (rc == 0) {
-        char ak[256];
-        snprintf(ak, sizeof ak, "%sjobs:active", s->prefix);
-        store_argv z = {0};
-        store_arg(&z, "SADD");
-        store_arg(&z, ak);
-        store_arg(&z, spec->id);
-        rc = store_run(s, &z);
-    }
-    if (rc != 0) {
-        snprintf(err, errlen, "store: recording job '%s' failed: %s", spec->id, s->last_err);
-        /* Leave nothing half-recorded behind. */
-        segments_pipelined(s, spec->id, nseg, NULL, NULL);
+    char *json = rf_spec_to_json(spec);
+    if (!json) {
+        snprintf(err, errlen, "store: out of memory");
         store_argv d = {0};
         store_arg(&d, "DEL");
         store_arg(&d, jk);
         store_run(s, &d);
-        const char *sets[2][2] = {{"ZREM", "jobs"}, {"SREM", "jobs:active"}};
-        for (int i = 0; i < 2; i++) {
-            char zk[256];
-            snprintf(zk, sizeof zk, "%s%s", s->prefix, sets[i][1]);
-            store_argv z = {0};
-            store_arg(&z, sets[i][0]);
-            store_arg(&z, zk);
-            store_arg(&z, spec->id);
-            store_run(s, &z);
+        return -1;
+    }
+    uint64_t now = rf_wall_ms();
+    /* The record, the indexes and the batch's list in one round trip. */
+    store_argv cmd[4];
+    memset(cmd, 0, sizeof cmd);
+    size_t n = 0;
+    store_argv *h = &cmd[n++];
+    store_arg(h, "HSET");
+    store_arg(h, jk);
+    store_arg(h, "state");
+    store_arg(h, "queued");
+    store_arg(h, "engine");
+    store_arg(h, spec->engine);
+    store_arg(h, "spec");
+    store_arg(h, json);
+    store_arg(h, "frames");
+    store_arg_u64(h, spec->frames);
+    store_arg(h, "segments");
+    store_arg_u64(h, nseg);
+    store_arg(h, "segments_done");
+    store_arg(h, "0");
+    store_arg(h, "frames_stitched");
+    store_arg(h, "0");
+    store_arg(h, "frames_to_render");
+    store_arg_u64(h, meta ? meta->frames_to_render : 0);
+    store_arg(h, "frames_rendered");
+    store_arg(h, "0");
+    store_arg(h, "output");
+    store_arg(h, spec->output_path);
+    store_arg(h, "error");
+    store_arg(h, "");
+    store_arg(h, "priority");
+    arg_i64(h, spec->priority);
+    store_arg(h, "batch");
+    store_arg(h, meta && meta->batch ? meta->batch : "");
+    store_arg(h, "created_ms");
+    store_arg_u64(h, now);
+    char zk[256], ak[256], bk[256];
+    snprintf(zk, sizeof zk, "%sjobs", s->prefix);
+    snprintf(ak, sizeof ak, "%sjobs:active", s->prefix);
+    store_argv *z = &cmd[n++];
+    store_arg(z, "ZADD");
+    store_arg(z, zk);
+    store_arg_u64(z, now);
+    store_arg(z, spec->id);
+    store_argv *act = &cmd[n++];
+    store_arg(act, "SADD");
+    store_arg(act, ak);
+    store_arg(act, spec->id);
+    if (meta && meta->batch && meta->batch[0]) {
+        store_key(s, bk, sizeof bk, "batch:%s:jobs", meta->batch, 0);
+        store_argv *bz = &cmd[n++];
+        store_arg(bz, "ZADD");
+        store_arg(bz, bk);
+        store_arg_u64(bz, meta->line);
+        store_arg(bz, spec->id);
+    }
+    int rc = store_run_pipelined(s, cmd, n);
+    free(json);
+    if (rc == 0)
+        rc = segments_pipelined(s, spec->id, nseg, seg_first, seg_frames);
+    if (rc != 0) {
+        snprintf(err, errlen, "store: recording job '%s' failed: %s", spec->id, s->last_err);
+        /* Leave nothing half-recorded behind. */
+        segments_pipelined(s, spec->id, nseg, NULL, NULL);
+        store_argv undo[4];
+        memset(undo, 0, sizeof undo);
+        size_t u = 0;
+        store_arg(&undo[u], "DEL");
+        store_arg(&undo[u++], jk);
+        store_arg(&undo[u], "ZREM");
+        store_arg(&undo[u], zk);
+        store_arg(&undo[u++], spec->id);
+        store_arg(&undo[u], "SREM");
+        store_arg(&undo[u], ak);
+        store_arg(&undo[u++], spec->id);
+        if (meta && meta->batch && meta->batch[0]) {
+            store_arg(&undo[u], "ZREM");
+            store_arg(&undo[u], bk);
+            store_arg(&undo[u++], spec->id);
         }
+        store_run_pipelined(s, undo, u);
         return -1;
     }
     return 0;

@@ -7,7 +7,9 @@
  *   <p>job:<id>            hash  id state engine spec frames segments
  *                                segments_done frames_stitched output error
  *                                priority created_ms started_ms finished_ms
- *                                output_bytes
+ *                                output_bytes batch frames_to_render
+ *                                frames_rendered render_ms segment_workers
+ *                                duration_s
  *   <p>job:<id>:seg:<k>    hash  state attempt worker first frames
  *                                started_ms finished_ms render_ms error
  *                                failures tried
@@ -16,10 +18,16 @@
  *   <p>worker:<id>         hash  id engines gpus capacity compute hostname pid
  *                                state last_seen_ms segments_done
  *                                fail_streak quarantined_until_ms
- *                                kept_from_jobs last_error
+ *                                kept_from_jobs last_error current
  *   <p>workers             set   worker ids ever seen
  *   <p>events              stream (capped) type job seg worker msg
  *   <p>stats               hash  counters (stale_frames, segments_retried...)
+ *   <p>job:<id>:log        list  (capped) "<ts_ms> <text>": events, engine stderr
+ *   <p>batch:<id>          hash  id name state created_ms jobs jobs_done
+ *                                jobs_failed jobs_cancelled frames_to_render
+ *                                frames_rendered
+ *   <p>batch:<id>:jobs     zset  job ids scored by line
+ *   <p>batches             zset  batch ids scored by created_ms
  *
  * The connection is synchronous (hiredis) with a 1 s timeout; a command
  * whose connection was closed (a restarted server) reconnects once and
@@ -55,10 +63,19 @@ int store_poll(store *s);
 /* Whether Redis is reachable as far as the last command knows. */
 int store_available(const store *s);
 
-/* Record a new job (state queued) and its segments. Fails if a job with
- * that id already exists ("id: job 'x' already exists"). */
-int store_job_create(store *s, const rf_spec *spec, uint32_t nseg, const uint32_t *seg_first,
-                     const uint32_t *seg_frames, char *err, size_t errlen);
+/* What a job's record holds besides its spec. */
+typedef struct store_job_meta {
+    const char *batch;         /* NULL or "": not part of a batch */
+    uint32_t line;             /* its line in the batch file */
+    uint64_t frames_to_render; /* sum of its segments' frames */
+} store_job_meta;
+
+/* Record a new job (state queued) and its segments. Returns 0; 1 when a job
+ * with that id already exists ("id: job 'x' already exists" in err, nothing
+ * written); -1 on failure (nothing left half-written). */
+int store_job_create(store *s, const rf_spec *spec, const store_job_meta *meta, uint32_t nseg,
+                     const uint32_t *seg_first, const uint32_t *seg_frames, char *err,
+                     size_t errlen);
 
 /* Set a job's state; error may be NULL. Terminal states (done, failed,
  * cancelled) also set finished_ms and leave jobs:active. */
@@ -115,6 +132,29 @@ int store_worker_ids(store *s, void (*id)(void *ctx, const char *worker), void *
 /* The ids of the most recent `max` jobs, newest first. Fills ids (each
  * RF_ID_MAX+1 bytes) and returns how many, or -1. */
 int store_recent_jobs(store *s, size_t max, char (*ids)[RF_ID_MAX + 1], char *err, size_t errlen);
+
+/* ---- batches, logs, single fields (store_batch.c) ---- */
+
+/* Create a batch's record, or add to an existing one's totals. */
+int store_batch_create(store *s, const char *id, const char *name, uint32_t jobs,
+                       uint64_t frames_to_render);
+int store_batch_incr(store *s, const char *id, const char *field, int64_t delta);
+/* HSET / HINCRBY one field of <p><kind>:<id> (kind "job", "batch", "worker"). */
+int store_hset(store *s, const char *kind, const char *id, const char *field, const char *value);
+int store_hincr(store *s, const char *kind, const char *id, const char *field, int64_t delta);
+/* Append a line to a job's log (capped at its last 1000 lines). */
+int store_job_log(store *s, const char *job, const char *line);
+/* A job's log lines, oldest first; returns how many, or -1. */
+int store_job_log_read(store *s, const char *job, void (*line)(void *ctx, const char *text),
+                       void *ctx, char *err, size_t errlen);
+int store_batch_read(store *s, const char *id, store_field_fn field, void *ctx, char *err,
+                     size_t errlen);
+/* Recent batches (newest first) / a batch's jobs (in line order): fills
+ * ids, returns how many or -1. */
+int store_recent_batches(store *s, size_t max, char (*ids)[RF_ID_MAX + 1], char *err,
+                         size_t errlen);
+int store_batch_jobs(store *s, const char *batch, size_t max, char (*ids)[RF_ID_MAX + 1],
+                     char *err, size_t errlen);
 
 /* Last Redis error, for logs. */
 const char *store_last_error(const store *s);

@@ -36,6 +36,8 @@ void store_arg_u64(store_argv *a, uint64_t v);
 /* The reply (caller frees) or NULL with s->last_err set. */
 redisReply *store_command(store *s, int argc, const char **argv, const size_t *argvlen);
 int store_run(store *s, store_argv *a);
+/* n commands in one round trip; 0 when every reply was a success. */
+int store_run_pipelined(store *s, store_argv *cmds, size_t n);
 /* prefix + fmt(id, k) into buf. */
 void store_key(const store *s, char *buf, size_t len, const char *fmt, const char *id, long k);
 

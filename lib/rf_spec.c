@@ -53,7 +53,8 @@ static const char *const PRESETS[] = {"ultrafast", "superfast", "veryfast", "fas
                                       "veryslow",  "placebo",   NULL};
 static const char *const TOP_KEYS[] = {
     "id",     "engine",         "params",         "prompt", "seed",   "width",    "height", "fps",
-    "frames", "segment_frames", "overlap_frames", "blend",  "output", "priority", NULL};
+    "frames", "segment_frames", "overlap_frames", "blend",  "output", "priority",
+    "max_running_segments", NULL};
 static const char *const OUTPUT_KEYS[] = {"path", "container", "codec", "quality", "preset", NULL};
 
 /* ---- the problem list ---------------------------------------------------- */
@@ -215,7 +216,18 @@ typedef struct int_rule {
     slot_kind slot;
 } int_rule;
 
-enum { R_SEED, R_WIDTH, R_HEIGHT, R_FRAMES, R_SEGMENT, R_OVERLAP, R_PRIORITY, R_QUALITY, R_COUNT };
+enum {
+    R_SEED,
+    R_WIDTH,
+    R_HEIGHT,
+    R_FRAMES,
+    R_SEGMENT,
+    R_OVERLAP,
+    R_PRIORITY,
+    R_QUALITY,
+    R_MAX_RUNNING,
+    R_COUNT
+};
 
 /* overlap_frames' real upper bound is segment_frames-1, checked with the
  * cross-field rules; 9999 is what it is when segment_frames is unusable. */
@@ -228,6 +240,8 @@ static const int_rule INT_RULES[R_COUNT] = {
     [R_OVERLAP] = {"overlap_frames", 0, 0, 9999, 8, offsetof(rf_spec, overlap_frames), SLOT_U32},
     [R_PRIORITY] = {"priority", 0, -1000, 1000, 0, offsetof(rf_spec, priority), SLOT_INT},
     [R_QUALITY] = {"output.quality", 0, 0, 51, 20, offsetof(rf_spec, quality), SLOT_INT},
+    [R_MAX_RUNNING] = {"max_running_segments", 0, 0, RF_SPEC_MAX_SEGMENTS, 0,
+                       offsetof(rf_spec, max_running_segments), SLOT_U32},
 };
 
 static void store_int(rf_spec *s, const int_rule *r, long long v) {
@@ -446,8 +460,10 @@ static void read_blend(problems *p, const json_t *v, rf_spec *s) {
 }
 
 /* The output's directory must be there and writable, so that a job is not
- * rendered for hours only to fail at the last step. */
-static void check_output_dir(problems *p, const char *path) {
+ * rendered for hours only to fail at the last step. With may_create, a
+ * missing directory is fine when its nearest existing ancestor is a
+ * writable directory (the caller creates it once the job is accepted). */
+static void check_output_dir(problems *p, const char *path, int may_create) {
     char dir[RF_PATH_MAX], shown[RF_PATH_MAX + 8];
     const char *slash = strrchr(path, '/');
     size_t dlen = (size_t)(slash - path);
@@ -457,6 +473,21 @@ static void check_output_dir(problems *p, const char *path) {
     dir[dlen] = '\0';
     clean(dir, RF_PATH_MAX, shown, sizeof shown);
     struct stat st;
+    if (stat(dir, &st) != 0 && errno == ENOENT && may_create) {
+        /* Walk up to the nearest ancestor that exists; it must take the
+         * new directories. */
+        for (;;) {
+            char *cut = strrchr(dir, '/');
+            if (!cut || cut == dir) {
+                snprintf(dir, sizeof dir, "/");
+                break;
+            }
+            *cut = '\0';
+            if (stat(dir, &st) == 0 || errno != ENOENT)
+                break;
+        }
+        clean(dir, RF_PATH_MAX, shown, sizeof shown);
+    }
     if (stat(dir, &st) != 0) {
         if (errno == ENOENT)
             add(p, "output.path: directory %s does not exist", shown);
@@ -532,7 +563,7 @@ static int read_path(problems *p, const json_t *v, const rf_spec_opts *o, rf_spe
     }
     if (o->check_output_dir) {
         int before = p->count;
-        check_output_dir(p, s->output_path);
+        check_output_dir(p, s->output_path, o->check_output_dir == 2);
         if (p->count != before)
             return 0;
     }
@@ -741,13 +772,14 @@ char *rf_spec_to_json(const rf_spec *s) {
     /* Keys in the README's order so that a stored spec reads like the docs. */
     json_t *root = json_pack(
         "{s:s, s:s, s:O, s:s, s:I, s:i, s:i, s:s, s:i, s:i, s:i, s:s, "
-        "s:{s:s, s:s, s:s, s:i, s:s}, s:i}",
+        "s:{s:s, s:s, s:s, s:i, s:s}, s:i, s:i}",
         "id", s->id, "engine", s->engine, "params", params, "prompt", s->prompt ? s->prompt : "",
         "seed", (json_int_t)s->seed, "width", (int)s->width, "height", (int)s->height, "fps", fps,
         "frames", (int)s->frames, "segment_frames", (int)s->segment_frames, "overlap_frames",
         (int)s->overlap_frames, "blend", rf_blend_name(s->blend), "output", "path", s->output_path,
         "container", rf_container_name(s->container), "codec", rf_codec_name(s->codec), "quality",
-        s->quality, "preset", s->preset, "priority", s->priority);
+        s->quality, "preset", s->preset, "priority", s->priority, "max_running_segments",
+        (int)s->max_running_segments);
     json_decref(params);
     if (!root)
         return NULL;

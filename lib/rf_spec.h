@@ -26,6 +26,8 @@
  *                   default from the container), quality (0..51, x264 CRF,
  *                   default 20), preset (x264 preset, default "medium")
  *   priority        integer -1000 .. 1000 (default 0)
+ *   max_running_segments  integer 0 .. RF_SPEC_MAX_SEGMENTS: at most this many
+ *                   of the job's segments render at once (default 0: no cap)
  */
 #ifndef RF_SPEC_H
 #define RF_SPEC_H
@@ -64,6 +66,7 @@ typedef struct rf_spec {
     int quality;
     char preset[32];
     int priority;
+    uint32_t max_running_segments; /* 0: no cap */
 } rf_spec;
 
 /* How a spec is checked. The coordinator validates against its own view of
@@ -71,7 +74,8 @@ typedef struct rf_spec {
  * accepts the engines this build knows about. */
 typedef struct rf_spec_opts {
     const char *const *engines; /* NULL-terminated, or NULL for the defaults */
-    int check_output_dir;       /* 1: the output's directory must exist and be writable */
+    int check_output_dir;       /* 1: the output's directory must exist and be writable;
+                                 * 2: or be creatable under an existing writable one */
     const char *base_dir;       /* relative output paths are made absolute against it; NULL: cwd */
     /* The engine's own parameter check (engine_check_params): returns the
      * number of problems and appends "params.x: reason" lines to errs.

@@ -21,7 +21,10 @@
 
 /* What travels from a render thread to the main thread: a tag part, then
  * the WorkerMsg (and pixels) to forward as they are. */
-enum { TAG_FRAME = 'F', TAG_END = 'E' };
+enum { TAG_FRAME = 'F', TAG_LOG = 'L', TAG_END = 'E' };
+/* Engine stderr lines sent to the job's log per segment; the rest stays in
+ * the worker's own log (the failure reason carries the tail anyway). */
+#define LOG_LINES_FORWARDED 100
 
 typedef struct slot {
     int in_use;
@@ -35,6 +38,7 @@ typedef struct slot {
     engine_segment seg;
     uint32_t epoch; /* the coordinator's, from the Assign */
     uint64_t started_ms;
+    unsigned log_lines; /* engine lines forwarded for this segment */
 } slot;
 
 struct worker {
@@ -87,7 +91,20 @@ static int on_frame(void *ctx, uint32_t abs_frame, const uint8_t *pixels, size_t
 
 static void on_log(void *ctx, const char *line) {
     render_ctx *rc = ctx;
-    rf_info(LOG, "engine output job=%s seg=%u line=\"%s\"", rc->s->job_id, rc->s->seg.segment, line);
+    slot *s = rc->s;
+    rf_info(LOG, "engine output job=%s seg=%u line=\"%s\"", s->job_id, s->seg.segment, line);
+    if (s->log_lines++ >= LOG_LINES_FORWARDED)
+        return;
+    Rfarm__EngineLog l = RFARM__ENGINE_LOG__INIT;
+    l.job_id = s->job_id;
+    l.segment = s->seg.segment;
+    l.attempt = s->seg.attempt;
+    l.line = (char *)line;
+    Rfarm__WorkerMsg m = RFARM__WORKER_MSG__INIT;
+    m.body_case = RFARM__WORKER_MSG__BODY_LOG;
+    m.log = &l;
+    if (send_tag(rc->push, s->index, TAG_LOG) == 0)
+        rf_wire_send_pb(rc->push, &m.base, 0);
 }
 
 static void *render_thread(void *arg) {
@@ -284,6 +301,7 @@ static void on_assign(worker *w, const Rfarm__Assign *a) {
         .params_json = s->params,
     };
     s->epoch = a->epoch;
+    s->log_lines = 0;
     atomic_store(&s->stop, 0);
     s->in_use = 1;
     s->finished = 0;
@@ -580,6 +598,12 @@ int worker_new(const worker_config *cfg, worker **out, char *err, size_t errlen)
     zmq_setsockopt(w->pull, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(w->dealer, ZMQ_ROUTING_ID, w->id, strlen(w->id));
     int ivl = 100, ivl_max = 2000;
+    /* ZeroMQ's own heartbeats: a coordinator whose machine vanished without
+     * closing the connection is noticed within seconds, not after TCP's
+     * minutes, and the worker reconnects to its replacement. */
+    int hb_ivl = 1000, hb_timeout = 5000;
+    zmq_setsockopt(w->dealer, ZMQ_HEARTBEAT_IVL, &hb_ivl, sizeof hb_ivl);
+    zmq_setsockopt(w->dealer, ZMQ_HEARTBEAT_TIMEOUT, &hb_timeout, sizeof hb_timeout);
     zmq_setsockopt(w->dealer, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt(w->dealer, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
     if (zmq_bind(w->pull, w->endpoint) != 0 || zmq_connect(w->dealer, cfg->connect) != 0) {

@@ -187,12 +187,13 @@ static json_t *full(const fixture *fx) {
     snprintf(path, sizeof path, "%s/hug.mkv", fx->dir);
     json_t *j =
         json_pack("{s:s, s:s, s:{s:f, s:i, s:s}, s:s, s:I, s:i, s:i, s:s, s:i, s:i, s:i, "
-                  "s:s, s:{s:s, s:s, s:s, s:i, s:s}, s:i}",
+                  "s:s, s:{s:s, s:s, s:s, s:i, s:s}, s:i, s:i}",
                   "id", "hug-0001", "engine", "exec", "params", "zeta", 0.5, "alpha", 3, "command",
                   "cat x.y4m", "prompt", "two friends hug on a beach", "seed", (json_int_t)1 << 53,
                   "width", 540, "height", 960, "fps", "30000/1001", "frames", 240, "segment_frames",
                   40, "overlap_frames", 0, "blend", "linear", "output", "path", path, "container",
-                  "mkv", "codec", "h264", "quality", 0, "preset", "placebo", "priority", -1000);
+                  "mkv", "codec", "h264", "quality", 0, "preset", "placebo", "priority", -1000,
+                  "max_running_segments", 3);
     assert_non_null(j);
     return j;
 }
@@ -219,6 +220,7 @@ static void full_spec_is_read_exactly(void **state) {
     assert_int_equal(s->quality, 0);
     assert_string_equal(s->preset, "placebo");
     assert_int_equal(s->priority, -1000);
+    assert_int_equal(s->max_running_segments, 3);
     rf_spec_free(s);
 }
 
@@ -600,6 +602,12 @@ static void quality_and_priority_ranges(void **state) {
     refused_with(state, "priority", json_integer(1001), "priority: must be between -1000 and 1000");
     refused_with(state, "priority", json_integer(-1001),
                  "priority: must be between -1000 and 1000");
+    refused_with(state, "max_running_segments", json_integer(-1),
+                 "max_running_segments: must be between 0 and 10000");
+    refused_with(state, "max_running_segments", json_integer(10001),
+                 "max_running_segments: must be between 0 and 10000");
+    refused_with(state, "max_running_segments", json_string("2"),
+                 "max_running_segments: must be an integer");
 }
 
 static void seed_range(void **state) {
@@ -864,7 +872,8 @@ static void to_json_is_explicit(void **state) {
              "{\"id\":\"clip-1\",\"engine\":\"synthetic\",\"params\":{},\"prompt\":\"\",\"seed\":0,"
              "\"width\":64,\"height\":32,\"fps\":\"24/1\",\"frames\":10,\"segment_frames\":48,"
              "\"overlap_frames\":8,\"blend\":\"cosine\",\"output\":{\"path\":\"%s\",\"container\":"
-             "\"y4m\",\"codec\":\"rawvideo\",\"quality\":20,\"preset\":\"medium\"},\"priority\":0}",
+             "\"y4m\",\"codec\":\"rawvideo\",\"quality\":20,\"preset\":\"medium\"},\"priority\":0,"
+             "\"max_running_segments\":0}",
              fx->path);
     assert_string_equal(text, want);
     free(text);

@@ -1,0 +1,186 @@
+/* store_batch — batches, job logs and the smaller records in Redis: a
+ * batch's record and its jobs, a job's log list, single fields of a job or
+ * a worker. Key layout in store.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rf_util.h"
+#include "store_internal.h"
+
+#define JOB_LOG_MAX 1000
+
+int store_batch_create(store *s, const char *id, const char *name, uint32_t jobs,
+                       uint64_t frames_to_render) {
+    char bk[256], zk[256];
+    store_key(s, bk, sizeof bk, "batch:%s", id, 0);
+    snprintf(zk, sizeof zk, "%sbatches", s->prefix);
+    uint64_t now = rf_wall_ms();
+    /* HSETNX id first: a batch submitted again keeps its record and
+     * counters; only its totals grow by the jobs added now. */
+    store_argv c[4];
+    memset(c, 0, sizeof c);
+    store_arg(&c[0], "HSETNX");
+    store_arg(&c[0], bk);
+    store_arg(&c[0], "created_ms");
+    store_arg_u64(&c[0], now);
+    store_arg(&c[1], "HSET");
+    store_arg(&c[1], bk);
+    store_arg(&c[1], "id");
+    store_arg(&c[1], id);
+    store_arg(&c[1], "name");
+    store_arg(&c[1], name);
+    store_arg(&c[2], "HINCRBY");
+    store_arg(&c[2], bk);
+    store_arg(&c[2], "jobs");
+    store_arg_u64(&c[2], jobs);
+    store_arg(&c[3], "HINCRBY");
+    store_arg(&c[3], bk);
+    store_arg(&c[3], "frames_to_render");
+    store_arg_u64(&c[3], frames_to_render);
+    if (store_run_pipelined(s, c, 4) != 0)
+        return -1;
+    store_argv z = {0};
+    store_arg(&z, "ZADD");
+    store_arg(&z, zk);
+    store_arg(&z, "NX");
+    store_arg_u64(&z, now);
+    store_arg(&z, id);
+    return store_run(s, &z);
+}
+
+int store_batch_incr(store *s, const char *id, const char *field, int64_t delta) {
+    char bk[256], d[32];
+    store_key(s, bk, sizeof bk, "batch:%s", id, 0);
+    snprintf(d, sizeof d, "%lld", (long long)delta);
+    store_argv h = {0};
+    store_arg(&h, "HINCRBY");
+    store_arg(&h, bk);
+    store_arg(&h, field);
+    store_arg(&h, d);
+    return store_run(s, &h);
+}
+
+int store_hset(store *s, const char *kind, const char *id, const char *field, const char *value) {
+    char k[256];
+    char fmt[32];
+    snprintf(fmt, sizeof fmt, "%s:%%s", kind);
+    store_key(s, k, sizeof k, fmt, id, 0);
+    store_argv h = {0};
+    store_arg(&h, "HSET");
+    store_arg(&h, k);
+    store_arg(&h, field);
+    store_arg(&h, value);
+    return store_run(s, &h);
+}
+
+int store_hincr(store *s, const char *kind, const char *id, const char *field, int64_t delta) {
+    char k[256], fmt[32], d[32];
+    snprintf(fmt, sizeof fmt, "%s:%%s", kind);
+    store_key(s, k, sizeof k, fmt, id, 0);
+    snprintf(d, sizeof d, "%lld", (long long)delta);
+    store_argv h = {0};
+    store_arg(&h, "HINCRBY");
+    store_arg(&h, k);
+    store_arg(&h, field);
+    store_arg(&h, d);
+    return store_run(s, &h);
+}
+
+int store_job_log(store *s, const char *job, const char *line) {
+    char k[256], text[2048], keep[16];
+    store_key(s, k, sizeof k, "job:%s:log", job, 0);
+    snprintf(keep, sizeof keep, "-%d", JOB_LOG_MAX);
+    uint64_t now = rf_wall_ms();
+    snprintf(text, sizeof text, "%llu %s", (unsigned long long)now, line);
+    store_argv c[2];
+    memset(c, 0, sizeof c);
+    store_arg(&c[0], "RPUSH");
+    store_arg(&c[0], k);
+    store_arg(&c[0], text);
+    store_arg(&c[1], "LTRIM");
+    store_arg(&c[1], k);
+    store_arg(&c[1], keep);
+    store_arg(&c[1], "-1");
+    return store_run_pipelined(s, c, 2);
+}
+
+int store_job_log_read(store *s, const char *job, void (*line)(void *ctx, const char *text),
+                       void *ctx, char *err, size_t errlen) {
+    char k[256];
+    store_key(s, k, sizeof k, "job:%s:log", job, 0);
+    store_argv h = {0};
+    store_arg(&h, "LRANGE");
+    store_arg(&h, k);
+    store_arg(&h, "0");
+    store_arg(&h, "-1");
+    redisReply *r = store_command(s, h.n, h.v, h.len);
+    if (!r) {
+        snprintf(err, errlen, "store: %s", s->last_err);
+        return -1;
+    }
+    int n = 0;
+    if (r->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i < r->elements; i++, n++)
+            line(ctx, r->element[i]->str);
+    freeReplyObject(r);
+    return n;
+}
+
+int store_batch_read(store *s, const char *id, store_field_fn field, void *ctx, char *err,
+                     size_t errlen) {
+    char bk[256];
+    store_key(s, bk, sizeof bk, "batch:%s", id, 0);
+    const char *argv[2] = {"HGETALL", bk};
+    size_t lens[2] = {7, strlen(bk)};
+    redisReply *r = store_command(s, 2, argv, lens);
+    if (!r) {
+        snprintf(err, errlen, "store: %s", s->last_err);
+        return -1;
+    }
+    int rc = 1;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
+        rc = 0;
+        for (size_t i = 0; i + 1 < r->elements; i += 2)
+            field(ctx, r->element[i]->str, r->element[i + 1]->str);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* ZRANGE of a sorted set: ids in order (rev: newest first), at most max. */
+static int zrange(store *s, const char *k, int rev, size_t max, char (*ids)[RF_ID_MAX + 1],
+                  char *err, size_t errlen) {
+    if (max == 0)
+        return 0;
+    store_argv h = {0};
+    store_arg(&h, rev ? "ZREVRANGE" : "ZRANGE");
+    store_arg(&h, k);
+    store_arg(&h, "0");
+    store_arg_u64(&h, max - 1);
+    redisReply *r = store_command(s, h.n, h.v, h.len);
+    if (!r) {
+        snprintf(err, errlen, "store: %s", s->last_err);
+        return -1;
+    }
+    int n = 0;
+    if (r->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i < r->elements && (size_t)n < max; i++)
+            snprintf(ids[n++], RF_ID_MAX + 1, "%s", r->element[i]->str);
+    freeReplyObject(r);
+    return n;
+}
+
+int store_recent_batches(store *s, size_t max, char (*ids)[RF_ID_MAX + 1], char *err,
+                         size_t errlen) {
+    char zk[256];
+    snprintf(zk, sizeof zk, "%sbatches", s->prefix);
+    return zrange(s, zk, 1, max, ids, err, errlen);
+}
+
+int store_batch_jobs(store *s, const char *batch, size_t max, char (*ids)[RF_ID_MAX + 1],
+                     char *err, size_t errlen) {
+    char k[256];
+    store_key(s, k, sizeof k, "batch:%s:jobs", batch, 0);
+    return zrange(s, k, 0, max, ids, err, errlen);
+}
