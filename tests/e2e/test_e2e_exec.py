@@ -15,6 +15,7 @@ render the next job.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -101,6 +102,12 @@ def test_exec_engine():
         suite.check(not os.path.exists(bad_out), "a failed job leaves no output file")
         suite.equal(f.redis_cli("HGET", f"{f.prefix}job:{job}", "state"), "failed",
                     "redis record of the failing job says failed")
+        logs = f.cli("logs", job)
+        suite.check(logs.returncode == 0 and "engine seg 0 attempt 1" in logs.stdout
+                    and "boom-from-command" in logs.stdout,
+                    "rfarm logs shows the engine's stderr line by line", logs.stdout[-400:])
+        suite.check(re.search(r"^\S+Z job failed: segment 0 failed after", logs.stdout, re.M),
+                    "rfarm logs ends with the job's failure", logs.stdout[-400:])
 
         # The farm carries on.
         after = f.out("after.y4m")
