@@ -287,6 +287,14 @@ def _describe_rc(rc):
 # Processes
 
 
+def _wrap(argv):
+    """RFARM_E2E_WRAP (e.g. "valgrind --error-exitcode=99 --leak-check=full")
+    runs the coordinator and workers under a tool; a program that then does
+    not exit 0 on SIGTERM fails its check, so the tool's errors do too."""
+    wrap = os.environ.get("RFARM_E2E_WRAP", "").split()
+    return wrap + argv if wrap else argv
+
+
 class Proc:
     """One child program with its log file."""
 
@@ -483,10 +491,10 @@ class Farm:
             return False
 
     def _start_coordinator(self):
-        argv = [os.path.join(self.bin, "rfarm-coordinator"),
-                "--worker-bind", self.worker_ep, "--client-bind", self.client_ep,
-                "--redis", f"127.0.0.1:{self.redis_port}", "--prefix", self.prefix,
-                "--spool", self.spool] + self.coordinator_args
+        argv = _wrap([os.path.join(self.bin, "rfarm-coordinator"),
+                      "--worker-bind", self.worker_ep, "--client-bind", self.client_ep,
+                      "--redis", f"127.0.0.1:{self.redis_port}", "--prefix", self.prefix,
+                      "--spool", self.spool] + self.coordinator_args)
         self.coordinator = Proc("coordinator", argv, os.path.join(self.log_dir, "coordinator.log"),
                                 self.tmp)
         self.coordinator.wait_for_line(r"coordinator ready", READY_TIMEOUT)
@@ -500,7 +508,8 @@ class Farm:
         if name in self.workers:
             raise FarmError(f"worker {name} already exists")
         cap = capacity if capacity is not None else self.capacity
-        argv = [os.path.join(self.bin, "rfarm-worker"), "--connect", self.worker_ep, "--id", name]
+        argv = _wrap([os.path.join(self.bin, "rfarm-worker"), "--connect", self.worker_ep,
+                      "--id", name])
         if cap is not None:
             argv += ["--capacity", str(cap)]
         argv += [str(a) for a in args]
