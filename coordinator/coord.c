@@ -94,6 +94,7 @@ static void catch_up(coord *c) {
     coord_workers_resync(c);
     write_stats(c);
     coord_store_warn(c, store_event(c->st, "redis_recovered", NULL, -1, NULL, NULL), "event");
+    coord_store_warn(c, store_flush(c->st), "catch-up");
 }
 
 /* ---- life cycle ---- */
@@ -134,6 +135,8 @@ int coord_new(const coord_config *cfg, coord **out, char *err, size_t errlen) {
     store_opts so = {.addr = cfg->redis, .prefix = cfg->prefix};
     if (store_new(&so, &c->st, err, errlen) != 0)
         goto fail;
+    /* Writes of one turn of the loop go to Redis together (store.h). */
+    store_set_deferred(c->st, 1);
     char ep[64];
     snprintf(ep, sizeof ep, EVENTS_ENDPOINT_FMT, (void *)c);
     if (!(c->events = rf_wire_socket(c->zctx, ZMQ_PULL, 0, err, errlen)))
@@ -268,6 +271,7 @@ int coord_run(coord *c, volatile sig_atomic_t *stop) {
         /* Heartbeats that waited in the socket while the loop was stuck
          * (a hung Redis answers each command after a timeout) must not
          * cost the workers their leases. */
+        coord_store_warn(c, store_flush(c->st), "state");
         uint64_t busy = rf_mono_ms() - busy_from;
         if (busy > STALL_MS)
             coord_workers_forgive(c, busy);
@@ -276,6 +280,7 @@ int coord_run(coord *c, volatile sig_atomic_t *stop) {
      * now, the spool keeps finished segments for the next start. */
     if (c->stats_dirty)
         write_stats(c);
+    coord_store_warn(c, store_flush(c->st), "state");
     rf_info(LOG, "coordinator stopping jobs_unfinished=%zu stale_frames=%llu stale_results=%llu",
             rf_map_len(c->jobs), (unsigned long long)c->stats.stale_frames,
             (unsigned long long)c->stats.stale_results);

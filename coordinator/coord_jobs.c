@@ -126,6 +126,8 @@ static int write_final(coord *c, const char *job, const char *path) {
         rc = store_job_output(c->st, job, output ? output : "", bytes);
     if (rc == 0)
         rc = store_job_state(c->st, job, state, error && error[0] ? error : NULL);
+    if (rc == 0)
+        rc = store_flush(c->st);
     if (rc == 0) {
         rf_info(LOG, "final state written job=%s state=%s", job, state);
         unlink(path);
@@ -186,6 +188,8 @@ void coord_job_finish(coord *c, coord_job *j, const char *state, const char *err
         rc = write_results(c, j);
     if (rc == 0)
         rc = store_job_state(c->st, j->spec->id, state, error);
+    if (rc == 0)
+        rc = store_flush(c->st); /* the final record must be known to be written */
     coord_store_warn(c, rc, "job state");
     if (rc != 0)
         keep_final(c, j, state, error, output_bytes);

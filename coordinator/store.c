@@ -87,6 +87,7 @@ static int ensure_connected(store *s) {
 }
 
 int store_poll(store *s) {
+    store_flush(s);
     if (!s->outage || rf_mono_ms() < s->retry_at_ms)
         return 0;
     if (ensure_connected(s) != 0)
@@ -133,6 +134,7 @@ int store_new(const store_opts *opts, store **out, char *err, size_t errlen) {
 void store_free(store *s) {
     if (!s)
         return;
+    store_flush(s); /* queued writes are not dropped */
     if (s->rc)
         redisFree(s->rc);
     free(s);
@@ -147,6 +149,8 @@ const char *store_last_error(const store *s) { return s->last_err; }
  * store_poll reports the end of, so the caller can write again what was
  * lost. */
 redisReply *store_command(store *s, int argc, const char **argv, const size_t *argvlen) {
+    /* Replies come back in order: queued writes' replies first. */
+    store_flush(s);
     for (int attempt = 0; attempt < 2; attempt++) {
         if (ensure_connected(s) != 0)
             return NULL;
@@ -191,6 +195,7 @@ redisReply *store_command(store *s, int argc, const char **argv, const size_t *a
 int store_run_pipelined(store *s, store_argv *cmds, size_t n) {
     if (n == 0)
         return 0;
+    store_flush(s);
     for (int attempt = 0; attempt < 2; attempt++) {
         if (ensure_connected(s) != 0)
             return -1;
@@ -258,7 +263,54 @@ static void arg_i64(store_argv *a, int64_t v) {
     }
 }
 
+void store_set_deferred(store *s, int on) {
+    if (!on)
+        store_flush(s);
+    s->deferred = on;
+}
+
+int store_flush(store *s) {
+    int rc = 0;
+    while (s->pending && s->rc) {
+        redisReply *r = NULL;
+        if (redisGetReply(s->rc, (void **)&r) != REDIS_OK || !r) {
+            snprintf(s->last_err, sizeof s->last_err, "Redis at %s: %s", s->addr,
+                     s->rc->errstr[0] ? s->rc->errstr : "no reply");
+            note_failure(s, 1);
+            rc = -1;
+            break;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            snprintf(s->last_err, sizeof s->last_err, "Redis at %s: %s", s->addr, r->str);
+            note_failure(s, 0);
+            rc = -1;
+        }
+        freeReplyObject(r);
+        s->pending--;
+    }
+    if (s->pending) { /* the connection went away with them */
+        s->pending = 0;
+        rc = -1;
+    }
+    return rc;
+}
+
 int store_run(store *s, store_argv *a) {
+    if (s->deferred) {
+        /* Queued in hiredis' buffer; store_flush sends it with the others
+         * and reads the replies, all in one round trip. */
+        if (ensure_connected(s) != 0)
+            return -1;
+        if (redisAppendCommandArgv(s->rc, a->n, a->v, a->len) != REDIS_OK) {
+            snprintf(s->last_err, sizeof s->last_err, "Redis at %s: %s: %s", s->addr, a->v[0],
+                     s->rc->errstr);
+            s->pending = 0;
+            note_failure(s, 1);
+            return -1;
+        }
+        s->pending++;
+        return 0;
+    }
     redisReply *r = store_command(s, a->n, a->v, a->len);
     if (!r)
         return -1;

@@ -63,6 +63,16 @@ int store_poll(store *s);
 /* Whether Redis is reachable as far as the last command knows. */
 int store_available(const store *s);
 
+/* Deferred writes: with `on`, writes are queued and sent together by
+ * store_flush, one round trip for all the writes of a turn of the
+ * coordinator's loop instead of one each. Their return value then only
+ * says the write was queued; a failure shows at store_flush (which also
+ * starts an outage, so the state is written again once Redis is back).
+ * Reads, job creation and store_flush itself are synchronous. */
+void store_set_deferred(store *s, int on);
+/* Send the queued writes and read their replies: 0 when all succeeded. */
+int store_flush(store *s);
+
 /* What a job's record holds besides its spec. */
 typedef struct store_job_meta {
     const char *batch;         /* NULL or "": not part of a batch */

@@ -19,6 +19,8 @@ struct store {
     int outage;           /* a command failed for want of Redis; store_poll ends it */
     unsigned backoff_ms;  /* current reconnect backoff, 0 when connected */
     uint64_t retry_at_ms; /* no reconnect attempt before this (monotonic) */
+    int deferred;         /* writes are queued and sent by store_flush */
+    unsigned pending;     /* queued writes whose replies are not read yet */
 };
 
 /* A command as argv: each argument one string, so values with spaces need
