@@ -131,56 +131,19 @@ int store_batch_read(store *s, const char *id, store_field_fn field, void *ctx, 
                      size_t errlen) {
     char bk[256];
     store_key(s, bk, sizeof bk, "batch:%s", id, 0);
-    const char *argv[2] = {"HGETALL", bk};
-    size_t lens[2] = {7, strlen(bk)};
-    redisReply *r = store_command(s, 2, argv, lens);
-    if (!r) {
-        snprintf(err, errlen, "store: %s", s->last_err);
-        return -1;
-    }
-    int rc = 1;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
-        rc = 0;
-        for (size_t i = 0; i + 1 < r->elements; i += 2)
-            field(ctx, r->element[i]->str, r->element[i + 1]->str);
-    }
-    freeReplyObject(r);
-    return rc;
-}
-
-/* ZRANGE of a sorted set: ids in order (rev: newest first), at most max. */
-static int zrange(store *s, const char *k, int rev, size_t max, char (*ids)[RF_ID_MAX + 1],
-                  char *err, size_t errlen) {
-    if (max == 0)
-        return 0;
-    store_argv h = {0};
-    store_arg(&h, rev ? "ZREVRANGE" : "ZRANGE");
-    store_arg(&h, k);
-    store_arg(&h, "0");
-    store_arg_u64(&h, max - 1);
-    redisReply *r = store_command(s, h.n, h.v, h.len);
-    if (!r) {
-        snprintf(err, errlen, "store: %s", s->last_err);
-        return -1;
-    }
-    int n = 0;
-    if (r->type == REDIS_REPLY_ARRAY)
-        for (size_t i = 0; i < r->elements && (size_t)n < max; i++)
-            snprintf(ids[n++], RF_ID_MAX + 1, "%s", r->element[i]->str);
-    freeReplyObject(r);
-    return n;
+    return store_hash_read(s, bk, field, ctx, err, errlen);
 }
 
 int store_recent_batches(store *s, size_t max, char (*ids)[RF_ID_MAX + 1], char *err,
                          size_t errlen) {
     char zk[256];
     snprintf(zk, sizeof zk, "%sbatches", s->prefix);
-    return zrange(s, zk, 1, max, ids, err, errlen);
+    return store_zrange(s, zk, 1, max, ids, err, errlen);
 }
 
 int store_batch_jobs(store *s, const char *batch, size_t max, char (*ids)[RF_ID_MAX + 1],
                      char *err, size_t errlen) {
     char k[256];
     store_key(s, k, sizeof k, "batch:%s:jobs", batch, 0);
-    return zrange(s, k, 0, max, ids, err, errlen);
+    return store_zrange(s, k, 0, max, ids, err, errlen);
 }

@@ -40,6 +40,12 @@ redisReply *store_command(store *s, int argc, const char **argv, const size_t *a
 int store_run(store *s, store_argv *a);
 /* n commands in one round trip; 0 when every reply was a success. */
 int store_run_pipelined(store *s, store_argv *cmds, size_t n);
+/* HGETALL key, one callback per field: 0 found, 1 no such key, -1 error. */
+int store_hash_read(store *s, const char *key, store_field_fn field, void *ctx, char *err,
+                    size_t errlen);
+/* Z(REV)RANGE 0 max-1 of key into ids; returns how many, or -1. */
+int store_zrange(store *s, const char *key, int rev, size_t max, char (*ids)[RF_ID_MAX + 1],
+                 char *err, size_t errlen);
 /* prefix + fmt(id, k) into buf. */
 void store_key(const store *s, char *buf, size_t len, const char *fmt, const char *id, long k);
 

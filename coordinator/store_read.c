@@ -8,9 +8,8 @@
 
 #include "store_internal.h"
 
-/* HGETALL key, one callback per field. 0: found, 1: no such key, -1: error. */
-static int hash_read(store *s, const char *k, store_field_fn field, void *ctx, char *err,
-                     size_t errlen) {
+int store_hash_read(store *s, const char *k, store_field_fn field, void *ctx, char *err,
+                    size_t errlen) {
     const char *argv[2] = {"HGETALL", k};
     size_t lens[2] = {7, strlen(k)};
     redisReply *r = store_command(s, 2, argv, lens);
@@ -52,21 +51,21 @@ int store_job_read(store *s, const char *job, store_field_fn field, void *ctx, c
                    size_t errlen) {
     char jk[256];
     store_key(s, jk, sizeof jk, "job:%s", job, 0);
-    return hash_read(s, jk, field, ctx, err, errlen);
+    return store_hash_read(s, jk, field, ctx, err, errlen);
 }
 
 int store_seg_read(store *s, const char *job, uint32_t seg, store_field_fn field, void *ctx,
                    char *err, size_t errlen) {
     char sk[256];
     store_key(s, sk, sizeof sk, "job:%s:seg:%ld", job, (long)seg);
-    return hash_read(s, sk, field, ctx, err, errlen);
+    return store_hash_read(s, sk, field, ctx, err, errlen);
 }
 
 int store_worker_read(store *s, const char *id, store_field_fn field, void *ctx, char *err,
                       size_t errlen) {
     char wk[256];
     store_key(s, wk, sizeof wk, "worker:%s", id, 0);
-    return hash_read(s, wk, field, ctx, err, errlen);
+    return store_hash_read(s, wk, field, ctx, err, errlen);
 }
 
 int store_active_jobs(store *s, void (*id)(void *ctx, const char *job), void *ctx, char *err,
@@ -79,14 +78,13 @@ int store_worker_ids(store *s, void (*id)(void *ctx, const char *worker), void *
     return set_read(s, "workers", id, ctx, err, errlen);
 }
 
-int store_recent_jobs(store *s, size_t max, char (*ids)[RF_ID_MAX + 1], char *err, size_t errlen) {
+int store_zrange(store *s, const char *k, int rev, size_t max, char (*ids)[RF_ID_MAX + 1],
+                 char *err, size_t errlen) {
     if (max == 0)
         return 0;
-    char zk[256];
-    snprintf(zk, sizeof zk, "%sjobs", s->prefix);
     store_argv h = {0};
-    store_arg(&h, "ZREVRANGE");
-    store_arg(&h, zk);
+    store_arg(&h, rev ? "ZREVRANGE" : "ZRANGE");
+    store_arg(&h, k);
     store_arg(&h, "0");
     store_arg_u64(&h, max - 1);
     redisReply *r = store_command(s, h.n, h.v, h.len);
@@ -100,4 +98,10 @@ int store_recent_jobs(store *s, size_t max, char (*ids)[RF_ID_MAX + 1], char *er
             snprintf(ids[n++], RF_ID_MAX + 1, "%s", r->element[i]->str);
     freeReplyObject(r);
     return n;
+}
+
+int store_recent_jobs(store *s, size_t max, char (*ids)[RF_ID_MAX + 1], char *err, size_t errlen) {
+    char zk[256];
+    snprintf(zk, sizeof zk, "%sjobs", s->prefix);
+    return store_zrange(s, zk, 1, max, ids, err, errlen);
 }
