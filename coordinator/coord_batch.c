@@ -173,7 +173,60 @@ static void safe_name(const char *in, char *out, size_t outlen) {
 typedef struct parsed {
     rf_spec *spec;
     uint32_t line;
+    int result;                /* store_jobs_create's: 0 new, 1 existed */
+    uint64_t frames_to_render; /* sum of its segments' frames */
 } parsed;
+
+/* Record the parsed jobs in Redis together; fills each result. */
+static int record_all(coord *c, const char *batch, parsed *ok, size_t n, char *err,
+                      size_t errlen) {
+    store_new_job *nj = calloc(n, sizeof *nj);
+    plan **plans = calloc(n, sizeof *plans);
+    uint32_t **bufs = calloc(2 * n, sizeof *bufs);
+    int rc = -1;
+    if (!nj || !plans || !bufs) {
+        snprintf(err, errlen, "coordinator: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const rf_spec *sp = ok[i].spec;
+        if (plan_new(sp->frames, sp->segment_frames, sp->overlap_frames, sp->blend, &plans[i], err,
+                     errlen) != 0)
+            goto out;
+        uint32_t *first = bufs[2 * i] = malloc(plans[i]->n * sizeof *first);
+        uint32_t *frames = bufs[2 * i + 1] = malloc(plans[i]->n * sizeof *frames);
+        if (!first || !frames) {
+            snprintf(err, errlen, "coordinator: out of memory");
+            goto out;
+        }
+        ok[i].frames_to_render = 0;
+        for (size_t k = 0; k < plans[i]->n; k++) {
+            first[k] = plans[i]->seg[k].first;
+            frames[k] = plans[i]->seg[k].frames;
+            ok[i].frames_to_render += frames[k];
+        }
+        nj[i] = (store_new_job){.spec = sp,
+                                .meta = {.batch = batch, .line = ok[i].line,
+                                         .frames_to_render = ok[i].frames_to_render},
+                                .nseg = (uint32_t)plans[i]->n,
+                                .seg_first = first,
+                                .seg_frames = frames,
+                                .result = &ok[i].result};
+    }
+    rc = store_jobs_create(c->st, nj, n, err, errlen);
+    if (rc != 0 && !store_available(c->st))
+        snprintf(err, errlen, "redis: the farm's Redis is unavailable (%s)",
+                 store_last_error(c->st));
+out:
+    for (size_t i = 0; plans && i < n; i++)
+        plan_free(plans[i]);
+    for (size_t i = 0; bufs && i < 2 * n; i++)
+        free(bufs[i]);
+    free(nj);
+    free(plans);
+    free(bufs);
+    return rc;
+}
 
 /* Line `line` of batch `b` as a spec: the id filled in when absent, output
  * templates expanded, everything validated. NULL with problems appended to
@@ -272,7 +325,7 @@ void coord_batch_submit(coord *c, const Rfarm__SubmitBatchRequest *q, Rfarm__Cli
         unsigned before = nerr;
         rf_spec *spec = parse_line(text, q->batch_id, name, (uint32_t)(i + 1), errs, 256 * 1024, &nerr);
         if (spec)
-            ok[nok++] = (parsed){spec, (uint32_t)(i + 1)};
+            ok[nok++] = (parsed){.spec = spec, .line = (uint32_t)(i + 1), .result = -1};
         else
             bad += nerr > before;
     }
@@ -291,64 +344,55 @@ void coord_batch_submit(coord *c, const Rfarm__SubmitBatchRequest *q, Rfarm__Cli
         split_errors(errs, r, sc);
         return;
     }
-    if (!store_available(c->st)) {
-        for (size_t i = 0; i < nok; i++)
-            rf_spec_free(ok[i].spec);
-        snprintf(errs + strlen(errs), 256 * 1024 - strlen(errs),
-                 "redis: the farm's Redis is unavailable (%s); the batch was not accepted, submit "
-                 "it again later\n", store_last_error(c->st));
-        split_errors(errs, r, sc);
-        return;
-    }
-    /* Accepted: create its jobs. A failure now (Redis) leaves the jobs
-     * made so far; the same file submitted again adds only the rest. */
+    /* Accepted: record every job in Redis at once (pipelined), then take
+     * the new ones in. A job whose id exists is left alone. */
     uint32_t created = 0, existing = 0;
     uint64_t frames = 0;
     int failed = 0;
+    char err[2048] = "";
+    if (record_all(c, q->batch_id, ok, nok, err, sizeof err) != 0) {
+        failed = 1;
+        snprintf(errs + strlen(errs), 256 * 1024 - strlen(errs),
+                 "%s; nothing of the batch was queued, submit it again\n", err);
+    }
+    char made_dir[RF_PATH_MAX] = "";
     for (size_t i = 0; i < nok; i++) {
         rf_spec *spec = ok[i].spec;
-        if (failed) {
+        if (failed || ok[i].result != 0) {
+            existing += !failed && ok[i].result == 1;
             rf_spec_free(spec);
             continue;
         }
-        char dir[RF_PATH_MAX], id[RF_ID_MAX + 1], err[2048] = "";
+        /* Directories a template names; consecutive jobs mostly share one. */
+        char dir[RF_PATH_MAX], id[RF_ID_MAX + 1];
         snprintf(dir, sizeof dir, "%s", spec->output_path);
         char *slash = strrchr(dir, '/');
         if (slash && slash != dir)
             *slash = '\0';
-        if (rf_mkdirs(dir, 0755) != 0) {
-            snprintf(err, sizeof err, "output.path: cannot create directory %s", dir);
-            rf_spec_free(spec);
-            failed = 1;
-        } else {
-            snprintf(id, sizeof id, "%s", spec->id);
-            uint64_t f = 0;
-            int rc = coord_job_add(c, spec, q->batch_id, ok[i].line, err, sizeof err);
-            if (rc == 0) {
-                coord_job *j = rf_map_get(c->jobs, id);
-                f = j ? j->frames_to_render : 0;
-                ids[created++] = coord_scratch_add(sc, strdup(id));
-                frames += f;
-            } else if (rc == 1) {
-                existing++;
-            } else {
-                failed = 1;
-            }
+        if (strcmp(dir, made_dir) != 0) {
+            if (rf_mkdirs(dir, 0755) != 0)
+                rf_warn(LOG, "cannot create output directory dir=%s", dir);
+            snprintf(made_dir, sizeof made_dir, "%s", dir);
         }
-        if (failed)
-            snprintf(errs + strlen(errs), 256 * 1024 - strlen(errs),
-                     "line %u: %s (%u jobs were created before this; submitting the same file "
-                     "again adds only the rest)\n", ok[i].line, err, created);
+        snprintf(id, sizeof id, "%s", spec->id);
+        uint64_t f = ok[i].frames_to_render;
+        if (coord_job_admit(c, spec, q->batch_id, err, sizeof err) != 0) {
+            snprintf(errs + strlen(errs), 256 * 1024 - strlen(errs), "line %u: %s\n", ok[i].line,
+                     err);
+            continue;
+        }
+        ids[created++] = coord_scratch_add(sc, strdup(id));
+        frames += f;
     }
-    if (created || !failed)
+    if (created)
         coord_store_warn(c, store_batch_create(c->st, q->batch_id, name, created, frames), "batch");
     r->ok = !failed;
     r->job_ids = ids;
     r->n_job_ids = created;
     r->existing = existing;
     split_errors(errs, r, sc);
-    rf_info(LOG, "batch accepted batch=%s name=%s created=%u existing=%u invalid=%u", q->batch_id,
-            name, created, existing, bad);
+    rf_info(LOG, "batch %s batch=%s name=%s created=%u existing=%u invalid=%u",
+            failed ? "rejected" : "accepted", q->batch_id, name, created, existing, bad);
 }
 
 /* ---- pause, resume, cancel ---- */

@@ -132,6 +132,9 @@ int coord_send_to_worker(coord *c, const char *id, const Rfarm__CoordMsg *m);
  * done); -1 with err set. */
 int coord_job_add(coord *c, rf_spec *spec, const char *batch, uint32_t line, char *err,
                   size_t errlen);
+/* The in-memory side of a job already recorded in Redis (coord_job_add's
+ * second half; batches record their jobs together first). Takes spec. */
+int coord_job_admit(coord *c, rf_spec *spec, const char *batch, char *err, size_t errlen);
 /* Pause or resume a job (Redis state "paused", or back to queued/running). */
 void coord_job_pause(coord *c, coord_job *j, int paused);
 /* A job's log line (Redis list <p>job:<id>:log). */

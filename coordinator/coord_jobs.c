@@ -242,10 +242,9 @@ static int job_build(coord *c, rf_spec *spec, const char *batch, coord_job **out
         snprintf(err, errlen, "spool: path for job '%s' too long", spec->id);
         goto fail;
     }
-    if (rf_mkdirs(j->spool, 0755) != 0) {
-        snprintf(err, errlen, "spool: cannot create %s: %s", j->spool, strerror(errno));
-        goto fail;
-    }
+    /* The spool directory itself is made when the first segment is
+     * assigned: a batch of thousands of jobs is taken in without
+     * thousands of mkdirs. */
     if (stitch_job_new(c->pool, spec, j->plan, j->spool, &j->stitch, err, errlen) != 0)
         goto fail;
     sched_job_opts so = {.group = j->batch, .priority = spec->priority, .seq = ++c->seq,
@@ -307,6 +306,10 @@ int coord_job_add(coord *c, rf_spec *spec, const char *batch, uint32_t line, cha
         rf_spec_free(spec);
         return rc;
     }
+    return coord_job_admit(c, spec, batch, err, errlen);
+}
+
+int coord_job_admit(coord *c, rf_spec *spec, const char *batch, char *err, size_t errlen) {
     char id[RF_ID_MAX + 1];
     snprintf(id, sizeof id, "%s", spec->id);
     coord_job *j;

@@ -239,6 +239,8 @@ static void assign(coord *c, coord_worker *w, coord_job *j, uint32_t k) {
     char path[RF_PATH_MAX + 64];
     coord_seg_part_path(j, k, s->attempt, path, sizeof path);
     s->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (s->fd < 0 && errno == ENOENT && rf_mkdirs(j->spool, 0755) == 0)
+        s->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (s->fd < 0) {
         char err[RF_PATH_MAX + 128];
         snprintf(err, sizeof err, "spool: cannot create %s: %s", path, strerror(errno));

@@ -14,7 +14,6 @@
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 5000
 /* Commands sent in one pipeline: one round trip each, and a bounded buffer. */
-#define PIPELINE_BATCH 256
 
 static int connect_redis(store *s) {
     if (s->rc) {
@@ -193,6 +192,10 @@ redisReply *store_command(store *s, int argc, const char **argv, const size_t *a
  * closed it. Every command given here must therefore be harmless to repeat.
  * Returns 0 when every command succeeded, else -1 with s->last_err set. */
 int store_run_pipelined(store *s, store_argv *cmds, size_t n) {
+    return store_run_pipelined_ints(s, cmds, n, NULL);
+}
+
+int store_run_pipelined_ints(store *s, store_argv *cmds, size_t n, long long *ints) {
     if (n == 0)
         return 0;
     store_flush(s);
@@ -212,6 +215,8 @@ int store_run_pipelined(store *s, store_argv *cmds, size_t n) {
             redisReply *r = NULL;
             if (redisGetReply(s->rc, (void **)&r) != REDIS_OK || !r)
                 break;
+            if (ints)
+                ints[got] = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
             if (r->type == REDIS_REPLY_ERROR && !failed) {
                 failed = cmds[got].v[0];
                 snprintf(s->last_err, sizeof s->last_err, "Redis at %s: %s: %s", s->addr, failed,
@@ -328,167 +333,6 @@ void store_key(const store *s, char *buf, size_t len, const char *fmt, const cha
  * NULL deletes them, pipelined in batches: a job of thousands of segments
  * must not cost thousands of round trips. Writing stops at the first
  * failure; deleting is best effort and tries every batch. */
-static int segments_pipelined(store *s, const char *id, uint32_t nseg, const uint32_t *seg_first,
-                              const uint32_t *seg_frames) {
-    size_t cap = nseg < PIPELINE_BATCH ? nseg : PIPELINE_BATCH;
-    if (cap == 0)
-        return 0;
-    store_argv *batch = malloc(cap * sizeof *batch);
-    char(*keys)[256] = malloc(cap * sizeof *keys);
-    int rc = 0;
-    if (!batch || !keys) {
-        snprintf(s->last_err, sizeof s->last_err, "out of memory for %zu commands", cap);
-        rc = -1;
-    }
-    for (uint32_t k0 = 0; batch && keys && k0 < nseg; k0 += (uint32_t)cap) {
-        size_t n = nseg - k0 < cap ? nseg - k0 : cap;
-        for (size_t i = 0; i < n; i++) {
-            uint32_t k = k0 + (uint32_t)i;
-            store_argv *g = &batch[i];
-            g->n = 0;
-            store_key(s, keys[i], sizeof keys[i], "job:%s:seg:%ld", id, (long)k);
-            store_arg(g, seg_first ? "HSET" : "DEL");
-            store_arg(g, keys[i]);
-            if (!seg_first)
-                continue;
-            store_arg(g, "state");
-            store_arg(g, "queued");
-            store_arg(g, "attempt");
-            store_arg(g, "0");
-            store_arg(g, "first");
-            store_arg_u64(g, seg_first[k]);
-            store_arg(g, "frames");
-            store_arg_u64(g, seg_frames[k]);
-        }
-        if (store_run_pipelined(s, batch, n) != 0) {
-            rc = -1;
-            if (seg_first)
-                break;
-        }
-    }
-    free(keys);
-    free(batch);
-    return rc;
-}
-
-int store_job_create(store *s, const rf_spec *spec, const store_job_meta *meta, uint32_t nseg,
-                     const uint32_t *seg_first, const uint32_t *seg_frames, char *err,
-                     size_t errlen) {
-    char jk[256];
-    store_key(s, jk, sizeof jk, "job:%s", spec->id, 0);
-    /* HSETNX on the id field claims the id atomically: two submissions of
-     * the same id cannot both win. */
-    store_argv a = {0};
-    store_arg(&a, "HSETNX");
-    store_arg(&a, jk);
-    store_arg(&a, "id");
-    store_arg(&a, spec->id);
-    redisReply *r = store_command(s, a.n, a.v, a.len);
-    if (!r) {
-        snprintf(err, errlen, "store: %s", s->last_err);
-        return -1;
-    }
-    int created = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-    freeReplyObject(r);
-    if (!created) {
-        snprintf(err, errlen, "id: job '%s' already exists", spec->id);
-        return 1;
-    }
-    char *json = rf_spec_to_json(spec);
-    if (!json) {
-        snprintf(err, errlen, "store: out of memory");
-        store_argv d = {0};
-        store_arg(&d, "DEL");
-        store_arg(&d, jk);
-        store_run(s, &d);
-        return -1;
-    }
-    uint64_t now = rf_wall_ms();
-    /* The record, the indexes and the batch's list in one round trip. */
-    store_argv cmd[4];
-    memset(cmd, 0, sizeof cmd);
-    size_t n = 0;
-    store_argv *h = &cmd[n++];
-    store_arg(h, "HSET");
-    store_arg(h, jk);
-    store_arg(h, "state");
-    store_arg(h, "queued");
-    store_arg(h, "engine");
-    store_arg(h, spec->engine);
-    store_arg(h, "spec");
-    store_arg(h, json);
-    store_arg(h, "frames");
-    store_arg_u64(h, spec->frames);
-    store_arg(h, "segments");
-    store_arg_u64(h, nseg);
-    store_arg(h, "segments_done");
-    store_arg(h, "0");
-    store_arg(h, "frames_stitched");
-    store_arg(h, "0");
-    store_arg(h, "frames_to_render");
-    store_arg_u64(h, meta ? meta->frames_to_render : 0);
-    store_arg(h, "frames_rendered");
-    store_arg(h, "0");
-    store_arg(h, "output");
-    store_arg(h, spec->output_path);
-    store_arg(h, "error");
-    store_arg(h, "");
-    store_arg(h, "priority");
-    arg_i64(h, spec->priority);
-    store_arg(h, "batch");
-    store_arg(h, meta && meta->batch ? meta->batch : "");
-    store_arg(h, "created_ms");
-    store_arg_u64(h, now);
-    char zk[256], ak[256], bk[256];
-    snprintf(zk, sizeof zk, "%sjobs", s->prefix);
-    snprintf(ak, sizeof ak, "%sjobs:active", s->prefix);
-    store_argv *z = &cmd[n++];
-    store_arg(z, "ZADD");
-    store_arg(z, zk);
-    store_arg_u64(z, now);
-    store_arg(z, spec->id);
-    store_argv *act = &cmd[n++];
-    store_arg(act, "SADD");
-    store_arg(act, ak);
-    store_arg(act, spec->id);
-    if (meta && meta->batch && meta->batch[0]) {
-        store_key(s, bk, sizeof bk, "batch:%s:jobs", meta->batch, 0);
-        store_argv *bz = &cmd[n++];
-        store_arg(bz, "ZADD");
-        store_arg(bz, bk);
-        store_arg_u64(bz, meta->line);
-        store_arg(bz, spec->id);
-    }
-    int rc = store_run_pipelined(s, cmd, n);
-    free(json);
-    if (rc == 0)
-        rc = segments_pipelined(s, spec->id, nseg, seg_first, seg_frames);
-    if (rc != 0) {
-        snprintf(err, errlen, "store: recording job '%s' failed: %s", spec->id, s->last_err);
-        /* Leave nothing half-recorded behind. */
-        segments_pipelined(s, spec->id, nseg, NULL, NULL);
-        store_argv undo[4];
-        memset(undo, 0, sizeof undo);
-        size_t u = 0;
-        store_arg(&undo[u], "DEL");
-        store_arg(&undo[u++], jk);
-        store_arg(&undo[u], "ZREM");
-        store_arg(&undo[u], zk);
-        store_arg(&undo[u++], spec->id);
-        store_arg(&undo[u], "SREM");
-        store_arg(&undo[u], ak);
-        store_arg(&undo[u++], spec->id);
-        if (meta && meta->batch && meta->batch[0]) {
-            store_arg(&undo[u], "ZREM");
-            store_arg(&undo[u], bk);
-            store_arg(&undo[u++], spec->id);
-        }
-        store_run_pipelined(s, undo, u);
-        return -1;
-    }
-    return 0;
-}
-
 int store_job_state(store *s, const char *job, const char *state, const char *error) {
     char jk[256];
     store_key(s, jk, sizeof jk, "job:%s", job, 0);

@@ -80,12 +80,25 @@ typedef struct store_job_meta {
     uint64_t frames_to_render; /* sum of its segments' frames */
 } store_job_meta;
 
-/* Record a new job (state queued) and its segments. Returns 0; 1 when a job
- * with that id already exists ("id: job 'x' already exists" in err, nothing
- * written); -1 on failure (nothing left half-written). */
+/* Record a new job (state queued) and its segments (store_jobs.c).
+ * Returns 0; 1 when a job with that id already exists ("id: job 'x'
+ * already exists" in err, nothing written); -1 on failure (nothing left
+ * half-written, as far as Redis lets that be undone). */
 int store_job_create(store *s, const rf_spec *spec, const store_job_meta *meta, uint32_t nseg,
                      const uint32_t *seg_first, const uint32_t *seg_frames, char *err,
                      size_t errlen);
+
+/* Many jobs at once, in pipelined chunks. *result of each: 0 recorded now,
+ * 1 it existed already (left alone), -1 when the call failed. Returns 0,
+ * or -1 with err set and nothing of this call left recorded. */
+typedef struct store_new_job {
+    const rf_spec *spec;
+    store_job_meta meta;
+    uint32_t nseg;
+    const uint32_t *seg_first, *seg_frames;
+    int *result;
+} store_new_job;
+int store_jobs_create(store *s, store_new_job *jobs, size_t n, char *err, size_t errlen);
 
 /* Set a job's state; error may be NULL. Terminal states (done, failed,
  * cancelled) also set finished_ms and leave jobs:active. */

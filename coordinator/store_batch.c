@@ -102,7 +102,9 @@ int store_job_log(store *s, const char *job, const char *line) {
     store_arg(&c[1], k);
     store_arg(&c[1], keep);
     store_arg(&c[1], "-1");
-    return store_run_pipelined(s, c, 2);
+    /* Two writes, queued with the loop's others (store_run defers). */
+    int rc = store_run(s, &c[0]);
+    return rc == 0 ? store_run(s, &c[1]) : rc;
 }
 
 int store_job_log_read(store *s, const char *job, void (*line)(void *ctx, const char *text),

@@ -38,8 +38,11 @@ void store_arg_u64(store_argv *a, uint64_t v);
 /* The reply (caller frees) or NULL with s->last_err set. */
 redisReply *store_command(store *s, int argc, const char **argv, const size_t *argvlen);
 int store_run(store *s, store_argv *a);
-/* n commands in one round trip; 0 when every reply was a success. */
+/* n commands in one round trip; 0 when every reply was a success. With
+ * ints, each command's integer reply (-1 when not an integer). */
 int store_run_pipelined(store *s, store_argv *cmds, size_t n);
+int store_run_pipelined_ints(store *s, store_argv *cmds, size_t n, long long *ints);
+#define STORE_PIPELINE_BATCH 256
 /* HGETALL key, one callback per field: 0 found, 1 no such key, -1 error. */
 int store_hash_read(store *s, const char *key, store_field_fn field, void *ctx, char *err,
                     size_t errlen);
