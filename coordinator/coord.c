@@ -26,6 +26,7 @@
 #include "rf_wire.h"
 
 #define EVENTS_ENDPOINT_FMT "inproc://stitch-events-%p"
+#define COMMITS_ENDPOINT_FMT "inproc://commits-%p"
 #define STATS_EVERY_MS 1000
 #define STALL_MS 1000
 
@@ -70,6 +71,15 @@ static void on_stitch_event(coord *c) {
         coord_job_finish(c, j, "failed", ev.msg, 0);
         break;
     }
+}
+
+static void on_commit_result(coord *c) {
+    commit_result res;
+    if (zmq_recv(c->commits_in, &res, sizeof res, ZMQ_DONTWAIT) != (int)sizeof res)
+        return;
+    res.job[sizeof res.job - 1] = '\0';
+    res.msg[sizeof res.msg - 1] = '\0';
+    coord_on_commit(c, &res);
 }
 
 /* ---- counters and Redis catch-up ---- */
@@ -147,6 +157,17 @@ int coord_new(const coord_config *cfg, coord **out, char *err, size_t errlen) {
     }
     if (stitch_pool_new(c->zctx, ep, cfg->stitch_threads, cfg->kernels, &c->pool, err, errlen) != 0)
         goto fail;
+    snprintf(ep, sizeof ep, COMMITS_ENDPOINT_FMT, (void *)c);
+    if (!(c->commits_in = rf_wire_socket(c->zctx, ZMQ_PULL, 0, err, errlen)))
+        goto fail;
+    int no_limit = 0;
+    zmq_setsockopt(c->commits_in, ZMQ_RCVHWM, &no_limit, sizeof no_limit);
+    if (zmq_bind(c->commits_in, ep) != 0) {
+        snprintf(err, errlen, "coordinator: bind %s: %s", ep, zmq_strerror(errno));
+        goto fail;
+    }
+    if (commit_pool_new(c->zctx, ep, &c->commits, err, errlen) != 0)
+        goto fail;
     if (!(c->wsock = rf_wire_socket(c->zctx, ZMQ_ROUTER, 0, err, errlen)) ||
         !(c->csock = rf_wire_socket(c->zctx, ZMQ_ROUTER, 0, err, errlen)))
         goto fail;
@@ -200,6 +221,7 @@ void coord_free(coord *c) {
         rf_map_each(c->workers, free_worker_entry, NULL);
         rf_map_free(c->workers);
     }
+    commit_pool_free(c->commits);
     coord_health_free_all(c);
     coord_batches_free(c);
     stitch_pool_free(c->pool);
@@ -210,6 +232,8 @@ void coord_free(coord *c) {
         zmq_close(c->csock);
     if (c->events)
         zmq_close(c->events);
+    if (c->commits_in)
+        zmq_close(c->commits_in);
     if (c->zctx)
         zmq_ctx_term(c->zctx);
     store_free(c->st);
@@ -237,12 +261,13 @@ int coord_run(coord *c, volatile sig_atomic_t *stop) {
             (unsigned long long)c->stats.jobs_recovered);
     uint64_t next_lease_check = rf_mono_ms() + 250, next_stats = 0;
     while (!*stop) {
-        zmq_pollitem_t items[3] = {
+        zmq_pollitem_t items[4] = {
             {c->wsock, 0, ZMQ_POLLIN, 0},
             {c->csock, 0, ZMQ_POLLIN, 0},
             {c->events, 0, ZMQ_POLLIN, 0},
+            {c->commits_in, 0, ZMQ_POLLIN, 0},
         };
-        int n = zmq_poll(items, 3, 100);
+        int n = zmq_poll(items, 4, 100);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -260,6 +285,8 @@ int coord_run(coord *c, volatile sig_atomic_t *stop) {
             coord_client_request(c);
         if (items[2].revents & ZMQ_POLLIN)
             drain(c, c->events, 64, on_stitch_event);
+        if (items[3].revents & ZMQ_POLLIN)
+            drain(c, c->commits_in, 256, on_commit_result);
         if (store_poll(c->st))
             catch_up(c);
         if (c->stats_dirty && now >= next_stats && store_available(c->st)) {
@@ -277,7 +304,11 @@ int coord_run(coord *c, volatile sig_atomic_t *stop) {
             coord_workers_forgive(c, busy);
     }
     /* Nothing new is taken from here on; what Redis should know is written
-     * now, the spool keeps finished segments for the next start. */
+     * now, the spool keeps finished segments for the next start. Commits
+     * under way finish first, so their segments are recorded done. */
+    commit_pool_free(c->commits);
+    c->commits = NULL;
+    drain(c, c->commits_in, 1 << 30, on_commit_result);
     if (c->stats_dirty)
         write_stats(c);
     coord_store_warn(c, store_flush(c->st), "state");

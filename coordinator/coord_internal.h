@@ -11,6 +11,7 @@
 
 #include <stdint.h>
 
+#include "commit.h"
 #include "coord.h"
 #include "planner.h"
 #include "rf_map.h"
@@ -22,7 +23,9 @@
 
 #define LOG "coordinator"
 
-typedef enum { SEG_QUEUED = 0, SEG_RUNNING, SEG_DONE } coord_seg_state;
+/* COMMITTING: the worker delivered it; its file is being made durable
+ * (commit.h) before it counts as done. */
+typedef enum { SEG_QUEUED = 0, SEG_RUNNING, SEG_COMMITTING, SEG_DONE } coord_seg_state;
 
 typedef struct coord_seg {
     coord_seg_state state;
@@ -32,6 +35,7 @@ typedef struct coord_seg {
     int fd;                /* spool file being written, -1 when none */
     uint64_t started_ms;
     uint64_t retry_at_ms;  /* queued after a failure: not handed out before (monotonic) */
+    uint64_t render_ms;    /* the worker's, for the done record */
     unsigned failures;
     char tried[256]; /* workers that failed it, comma separated */
     char last_error[512];
@@ -107,7 +111,8 @@ struct coord {
     coord_config cfg;
     char spool[RF_PATH_MAX];
     void *zctx;
-    void *wsock, *csock, *events;
+    void *wsock, *csock, *events, *commits_in;
+    commit_pool *commits;
     store *st;
     stitch_pool *pool;
     sched *sched;
@@ -163,6 +168,8 @@ void coord_seg_part_path(const coord_job *j, uint32_t k, uint32_t attempt, char 
 
 /* coord_workers.c */
 void coord_on_worker_message(coord *c);
+/* A segment's commit finished (commit.h). */
+void coord_on_commit(coord *c, const commit_result *res);
 void coord_dispatch(coord *c);
 void coord_check_leases(coord *c);
 /* The loop itself was stuck (a slow Redis): workers' silence meanwhile is

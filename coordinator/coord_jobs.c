@@ -430,7 +430,7 @@ void coord_jobs_release_retries(coord *c) {
 /* ---- catching Redis up ---- */
 
 static const char *seg_state_name(coord_seg_state s) {
-    return s == SEG_DONE ? "done" : s == SEG_RUNNING ? "running" : "queued";
+    return s == SEG_DONE ? "done" : s == SEG_QUEUED ? "queued" : "running";
 }
 
 static int resync_job(void *ctx, const char *key, void *value) {

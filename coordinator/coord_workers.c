@@ -553,42 +553,60 @@ static void on_done(coord *c, coord_worker *w, const Rfarm__SegmentDone *d) {
     char part[RF_PATH_MAX + 64], final[RF_PATH_MAX + 64];
     coord_seg_part_path(j, k, s->attempt, part, sizeof part);
     stitch_spool_path(j->spool, k, final, sizeof final);
-    /* On disk before Redis says done: a restart trusts a done segment's
-     * file, also after a power loss. */
-    int synced = fsync(s->fd) == 0;
-    close(s->fd);
+    /* On disk before Redis says done (commit.h), without the loop waiting
+     * for the disk; it no longer counts against the job's cap. */
+    s->state = SEG_COMMITTING;
+    s->render_ms = d->render_ms;
+    sched_stopped(c->sched, j);
+    int fd = s->fd;
     s->fd = -1;
-    if (!synced || rename(part, final) != 0) {
-        char reason[RF_PATH_MAX + 128];
-        snprintf(reason, sizeof reason, "spool: cannot %s %s: %s", synced ? "rename" : "sync",
-                 part, strerror(errno));
-        unlink(part);
-        coord_job_finish(c, j, "failed", reason, 0);
+    if (commit_submit(c->commits, j->spec->id, k, s->attempt, fd, part, final, j->spool) != 0) {
+        commit_result res;
+        commit_now(j->spec->id, k, s->attempt, fd, part, final, j->spool, &res);
+        coord_on_commit(c, &res);
+    }
+}
+
+void coord_on_commit(coord *c, const commit_result *res) {
+    coord_job *j = rf_map_get(c->jobs, res->job);
+    coord_seg *s = j && res->seg < j->plan->n ? &j->segs[res->seg] : NULL;
+    if (!s || s->state != SEG_COMMITTING || s->attempt != res->attempt) {
+        /* Its job ended meanwhile and took its spool directory: what the
+         * commit put there goes too. */
+        if (res->ok && !j) {
+            char dir[RF_PATH_MAX + 2], final[RF_PATH_MAX + 64];
+            snprintf(dir, sizeof dir, "%s/%s", c->spool, res->job);
+            stitch_spool_path(dir, res->seg, final, sizeof final);
+            unlink(final);
+            rmdir(dir);
+        }
         return;
     }
-    int dfd = open(j->spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
+    uint32_t k = res->seg;
+    if (!res->ok) {
+        coord_job_finish(c, j, "failed", res->msg, 0);
+        return;
     }
     s->state = SEG_DONE;
-    sched_stopped(c->sched, j);
     j->segments_done++;
     j->frames_rendered += j->plan->seg[k].frames;
-    j->render_ms += d->render_ms;
-    w->segments_done++;
+    j->render_ms += s->render_ms;
+    coord_worker *w = rf_map_get(c->workers, s->worker);
+    if (w)
+        w->segments_done++;
     c->stats.segments_rendered++;
     c->stats_dirty = 1;
     rf_info(LOG, "segment done job=%s seg=%u attempt=%u worker=%s frames=%u ms=%llu", j->spec->id,
-            k, s->attempt, w->id, d->frames, (unsigned long long)d->render_ms);
-    coord_store_warn(c, store_seg_state(c->st, j->spec->id, k, "done", s->attempt, w->id, NULL,
-                                        d->render_ms), "segment state");
-    coord_store_warn(c, store_worker_seen(c->st, w->id, w->nslots ? "busy" : "idle",
-                                          w->segments_done), "worker");
-    coord_store_warn(c, store_event(c->st, "segment_done", j->spec->id, (int)k, w->id, NULL),
+            k, s->attempt, s->worker, j->plan->seg[k].frames, (unsigned long long)s->render_ms);
+    coord_store_warn(c, store_seg_state(c->st, j->spec->id, k, "done", s->attempt, s->worker,
+                                        NULL, s->render_ms), "segment state");
+    if (w)
+        coord_store_warn(c, store_worker_seen(c->st, w->id, w->nslots ? "busy" : "idle",
+                                              w->segments_done), "worker");
+    coord_store_warn(c, store_event(c->st, "segment_done", j->spec->id, (int)k, s->worker, NULL),
                      "event");
-    coord_health_rendered(c, j, k, w->id);
-    record_rendered(c, j, k, w, d->render_ms);
+    coord_health_rendered(c, j, k, s->worker);
+    record_rendered(c, j, k, w, s->render_ms);
     stitch_job_ready(j->stitch, k);
 }
 
@@ -604,9 +622,11 @@ static void record_rendered(coord *c, coord_job *j, uint32_t k, coord_worker *w,
     if (j->batch[0])
         coord_store_warn(c, store_batch_incr(c->st, j->batch, "frames_rendered", ps->frames),
                          "batch");
-    coord_job_log(c, j->spec->id, "segment %u done by %s in %llu ms (frames %u-%u)", k, w->id,
-                  (unsigned long long)render_ms, ps->first, ps->first + ps->frames - 1);
-    worker_write_current(c, w);
+    coord_job_log(c, j->spec->id, "segment %u done by %s in %llu ms (frames %u-%u)", k,
+                  j->segs[k].worker, (unsigned long long)render_ms, ps->first,
+                  ps->first + ps->frames - 1);
+    if (w)
+        worker_write_current(c, w);
 }
 
 static void on_engine_log(coord *c, coord_worker *w, const Rfarm__EngineLog *l) {

@@ -1,0 +1,44 @@
+/* commit — makes finished segments durable without stopping the loop.
+ *
+ * A segment the worker says is done has its frames in a spool file named
+ * for its attempt. Before Redis may call it done, the file must be on disk
+ * under its final name: fsync, rename, fsync of the directory (a restarted
+ * coordinator trusts a done segment's file, also after a power loss). That
+ * costs a disk flush, hundreds of microseconds or more, which the
+ * coordinator's event loop must not wait for: it would cap the farm's rate.
+ * So commits run on a thread of their own, in order, and each one's
+ * outcome comes back to the loop as a commit_result on an inproc socket
+ * the loop polls, like the stitch events.
+ */
+#ifndef COMMIT_H
+#define COMMIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rf_spec.h"
+
+typedef struct commit_result {
+    char job[RF_ID_MAX + 1];
+    uint32_t seg, attempt;
+    int ok;
+    char msg[512]; /* why, when not ok */
+} commit_result;
+
+typedef struct commit_pool commit_pool;
+
+/* Start the commit thread; results go to `endpoint` (an inproc endpoint
+ * the caller has bound a PULL socket to, in zctx). */
+int commit_pool_new(void *zctx, const char *endpoint, commit_pool **out, char *err,
+                    size_t errlen);
+/* Commit fd (taken: closed by the pool) from `part` to `final` in `dir`.
+ * Returns 0, or -1 when out of memory (fd not taken). */
+int commit_submit(commit_pool *p, const char *job, uint32_t seg, uint32_t attempt, int fd,
+                  const char *part, const char *final, const char *dir);
+/* Do one commit here and now (what the thread does); fills *res. */
+void commit_now(const char *job, uint32_t seg, uint32_t attempt, int fd, const char *part,
+                const char *final, const char *dir, commit_result *res);
+/* Finish the queued commits, stop the thread. Accepts NULL. */
+void commit_pool_free(commit_pool *p);
+
+#endif
