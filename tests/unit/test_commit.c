@@ -1,0 +1,102 @@
+/* Commit pool: a finished segment's file ends up under its final name with
+ * the result reported back in submission order; a commit that cannot be
+ * made says why and leaves no part file; freeing the pool finishes what was
+ * queued. */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include <cmocka.h>
+
+#include "commit.h"
+#include "rf_util.h"
+
+#define EP "inproc://test-commits"
+
+static int make_part(const char *dir, unsigned k, char *part, size_t plen, char *final,
+                     size_t flen) {
+    snprintf(part, plen, "%s/seg-%06u.a1.part", dir, k);
+    snprintf(final, flen, "%s/seg-%06u.yuv", dir, k);
+    int fd = open(part, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    char buf[100];
+    memset(buf, (int)k, sizeof buf);
+    assert_int_equal(write(fd, buf, sizeof buf), (ssize_t)sizeof buf);
+    return fd;
+}
+
+static void test_commits_in_order(void **state) {
+    (void)state;
+    char dir[] = "/tmp/rfarm-test-commit-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    void *ctx = zmq_ctx_new();
+    void *pull = zmq_socket(ctx, ZMQ_PULL);
+    assert_int_equal(zmq_bind(pull, EP), 0);
+    commit_pool *p;
+    char err[256];
+    assert_int_equal(commit_pool_new(ctx, EP, &p, err, sizeof err), 0);
+    char part[256], final[256];
+    for (unsigned k = 0; k < 20; k++) {
+        int fd = make_part(dir, k, part, sizeof part, final, sizeof final);
+        assert_int_equal(commit_submit(p, "job-1", k, 1, fd, part, final, dir), 0);
+    }
+    for (unsigned k = 0; k < 20; k++) {
+        commit_result res;
+        assert_int_equal(zmq_recv(pull, &res, sizeof res, 0), (int)sizeof res);
+        assert_string_equal(res.job, "job-1");
+        assert_int_equal(res.seg, k); /* in submission order */
+        assert_int_equal(res.attempt, 1);
+        assert_true(res.ok);
+        snprintf(part, sizeof part, "%s/seg-%06u.a1.part", dir, k);
+        snprintf(final, sizeof final, "%s/seg-%06u.yuv", dir, k);
+        struct stat st;
+        assert_int_equal(stat(final, &st), 0);
+        assert_int_equal(st.st_size, 100);
+        assert_int_equal(access(part, F_OK), -1);
+    }
+    /* Queued commits are finished by commit_pool_free. */
+    int fd = make_part(dir, 99, part, sizeof part, final, sizeof final);
+    assert_int_equal(commit_submit(p, "job-1", 99, 1, fd, part, final, dir), 0);
+    commit_pool_free(p);
+    assert_int_equal(access(final, F_OK), 0);
+    commit_result res;
+    assert_int_equal(zmq_recv(pull, &res, sizeof res, ZMQ_DONTWAIT), (int)sizeof res);
+    assert_int_equal(res.seg, 99);
+    zmq_close(pull);
+    zmq_ctx_term(ctx);
+    rf_rmtree(dir);
+}
+
+static void test_failure_says_why(void **state) {
+    (void)state;
+    char dir[] = "/tmp/rfarm-test-commit-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char part[256], final[256], bad[300];
+    int fd = make_part(dir, 3, part, sizeof part, final, sizeof final);
+    snprintf(bad, sizeof bad, "%s/no-such-dir/seg-000003.yuv", dir);
+    commit_result res;
+    commit_now("job-2", 3, 2, fd, part, bad, dir, &res);
+    assert_false(res.ok);
+    assert_int_equal(res.seg, 3);
+    assert_int_equal(res.attempt, 2);
+    assert_non_null(strstr(res.msg, "cannot rename"));
+    assert_non_null(strstr(res.msg, part));
+    assert_int_equal(access(part, F_OK), -1); /* nothing half-done left */
+    rf_rmtree(dir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_commits_in_order),
+        cmocka_unit_test(test_failure_says_why),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
