@@ -540,11 +540,11 @@ csw: voluntary context switches (the loop blocking on Redis, fsync, poll).""")
             r4["coord_main"] * 1e6 / n4, n4 / max(r4["coord_main"], 1e-9)]],
           note=f"""
 per segment now: Redis round trips per segment (total_reads_processed) counted in the
-{r4['workers']}-worker run, priced at one synchronous round trip each; the spool commit is what
-coord_workers.c on_done() does per segment on the event loop (one 384-byte frame here),
-timed in the farm's spool directory ({tempfile.gettempdir()}). Both are mostly waiting, and
-the loop does them one after another, so their us/seg add up. The event loop CPU row is
-the CPU the loop burnt, which includes the kernel side of those same calls: do not add it.""")
+{r4['workers']}-worker run, priced at one synchronous round trip each (the loop sends a turn's
+writes together, so this overstates it); the spool commit is what commit.c does per finished
+segment on its own thread (one 384-byte frame here), timed in the farm's spool directory
+({tempfile.gettempdir()}): it bounds the rate the commit thread can reach. The event loop CPU
+row is the CPU the loop burnt.""")
     b.target("scheduler", f"seg/s, {runs[1]['workers']} workers, {njobs:,} jobs >= 20,000",
              f"{runs[1]['seg_per_s']:,.0f}", runs[1]["seg_per_s"] >= 20000)
     b.target("scheduler", f"submit {sub['lines']:,}-line batch < 2 s", f"{sub['cli_s']:.2f} s",
