@@ -116,17 +116,7 @@ int store_job_log_read(store *s, const char *job, void (*line)(void *ctx, const 
     store_arg(&h, k);
     store_arg(&h, "0");
     store_arg(&h, "-1");
-    redisReply *r = store_command(s, h.n, h.v, h.len);
-    if (!r) {
-        snprintf(err, errlen, "store: %s", s->last_err);
-        return -1;
-    }
-    int n = 0;
-    if (r->type == REDIS_REPLY_ARRAY)
-        for (size_t i = 0; i < r->elements; i++, n++)
-            line(ctx, r->element[i]->str);
-    freeReplyObject(r);
-    return n;
+    return store_each_string(s, &h, line, ctx, err, errlen);
 }
 
 int store_batch_read(store *s, const char *id, store_field_fn field, void *ctx, char *err,

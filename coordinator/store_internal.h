@@ -46,6 +46,10 @@ int store_run_pipelined_ints(store *s, store_argv *cmds, size_t n, long long *in
 /* HGETALL key, one callback per field: 0 found, 1 no such key, -1 error. */
 int store_hash_read(store *s, const char *key, store_field_fn field, void *ctx, char *err,
                     size_t errlen);
+/* A command whose reply is an array of strings: one callback each; returns
+ * how many, or -1 (err set). */
+int store_each_string(store *s, store_argv *cmd, void (*each)(void *ctx, const char *value),
+                      void *ctx, char *err, size_t errlen);
 /* Z(REV)RANGE 0 max-1 of key into ids; returns how many, or -1. */
 int store_zrange(store *s, const char *key, int rev, size_t max, char (*ids)[RF_ID_MAX + 1],
                  char *err, size_t errlen);

@@ -27,14 +27,9 @@ int store_hash_read(store *s, const char *k, store_field_fn field, void *ctx, ch
     return rc;
 }
 
-/* SMEMBERS of prefix+name, one callback per member. */
-static int set_read(store *s, const char *name, void (*member)(void *ctx, const char *value),
-                    void *ctx, char *err, size_t errlen) {
-    char k[256];
-    snprintf(k, sizeof k, "%s%s", s->prefix, name);
-    const char *argv[2] = {"SMEMBERS", k};
-    size_t lens[2] = {8, strlen(k)};
-    redisReply *r = store_command(s, 2, argv, lens);
+int store_each_string(store *s, store_argv *cmd, void (*each)(void *ctx, const char *value),
+                      void *ctx, char *err, size_t errlen) {
+    redisReply *r = store_command(s, cmd->n, cmd->v, cmd->len);
     if (!r) {
         snprintf(err, errlen, "store: %s", s->last_err);
         return -1;
@@ -42,9 +37,20 @@ static int set_read(store *s, const char *name, void (*member)(void *ctx, const 
     int n = 0;
     if (r->type == REDIS_REPLY_ARRAY)
         for (size_t i = 0; i < r->elements; i++, n++)
-            member(ctx, r->element[i]->str);
+            each(ctx, r->element[i]->str);
     freeReplyObject(r);
     return n;
+}
+
+/* SMEMBERS of prefix+name, one callback per member. */
+static int set_read(store *s, const char *name, void (*member)(void *ctx, const char *value),
+                    void *ctx, char *err, size_t errlen) {
+    char k[256];
+    snprintf(k, sizeof k, "%s%s", s->prefix, name);
+    store_argv cmd = {0};
+    store_arg(&cmd, "SMEMBERS");
+    store_arg(&cmd, k);
+    return store_each_string(s, &cmd, member, ctx, err, errlen);
 }
 
 int store_job_read(store *s, const char *job, store_field_fn field, void *ctx, char *err,
