@@ -836,8 +836,8 @@ def main():
     b = Bench(o)
     say(build_identity(o.bin))
     t0 = time.monotonic()
-    todo = ["scheduler", "transport", "scaling"] if o.which == "all" else [o.which]
-    for name in todo:
+    chosen = ["scheduler", "transport", "scaling"] if o.which == "all" else [o.which]
+    for name in chosen:
         t = time.monotonic()
         try:
             {"scheduler": bench_scheduler, "transport": bench_transport, "scaling": bench_scaling}[name](b)

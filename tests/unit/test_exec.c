@@ -27,6 +27,7 @@
 
 #include "engine.h"
 #include "rf_util.h"
+#include "stop_later.h"
 
 /* The README's example: FFmpeg's testsrc2 trimmed to the segment's
  * absolute frames, so that any segmentation renders the same frames. */
@@ -391,18 +392,6 @@ static void test_timeout(void **state) {
     assert_true(stubborn.ms >= 3000);
     assert_true(stubborn.ms < 4500);
     free(stubborn.cap.pixels);
-}
-
-typedef struct delayed_stop {
-    atomic_int *flag;
-    unsigned ms;
-} delayed_stop;
-
-static void *stop_later(void *arg) {
-    delayed_stop *d = arg;
-    rf_sleep_ms(d->ms);
-    atomic_store(d->flag, 1);
-    return NULL;
 }
 
 static void test_stop(void **state) {

@@ -21,6 +21,7 @@
 
 #include "engine.h"
 #include "rf_util.h"
+#include "stop_later.h"
 
 /* Frames as delivered: pixels of every frame in order, and their indices. */
 typedef struct capture {
@@ -204,18 +205,6 @@ static void test_cost_ms_is_honoured(void **state) {
     assert_true(r.ms >= 100);
     assert_true(r.ms < 1000);
     free(r.cap.pixels);
-}
-
-typedef struct delayed_stop {
-    atomic_int *flag;
-    unsigned ms;
-} delayed_stop;
-
-static void *stop_later(void *arg) {
-    delayed_stop *d = arg;
-    rf_sleep_ms(d->ms);
-    atomic_store(d->flag, 1);
-    return NULL;
 }
 
 /* A stop during a long per-frame cost ends the segment within the 50 ms
