@@ -169,6 +169,13 @@ void coord_status(coord *c, const Rfarm__StatusRequest *q, Rfarm__ClientReply *r
         return;
     }
     rfarm__status_reply__init(sr);
+    /* Ids become Redis keys: one that is not an id names nothing. */
+    if ((q->job_id[0] && !rf_id_valid(q->job_id)) || (q->batch_id[0] && !rf_id_valid(q->batch_id))) {
+        snprintf(err, sizeof err, "%s '%.80s' not found (not a valid id)",
+                 q->job_id[0] ? "job" : "batch", q->job_id[0] ? q->job_id : q->batch_id);
+        set_error(reply, sc, err);
+        return;
+    }
     int n = 0, nb = 0;
     if (q->job_id[0]) {
         snprintf(ids[0], sizeof ids[0], "%s", q->job_id);
@@ -288,7 +295,10 @@ void coord_workers_status(coord *c, Rfarm__ClientReply *reply, coord_scratch *sc
         free(l.ids);
         return;
     }
-    coord_scratch_add(sc, l.ids);
+    if (l.ids && !coord_scratch_add(sc, l.ids)) {
+        set_error(reply, sc, "coordinator: out of memory");
+        return;
+    }
     if (l.n)
         qsort(l.ids, l.n, sizeof *l.ids, by_id);
     Rfarm__WorkerStatus *ws = coord_scratch_add(sc, calloc(l.n ? l.n : 1, sizeof *ws));
@@ -347,7 +357,9 @@ static void ignore_field(void *ctx, const char *name, const char *value) {
 void coord_logs(coord *c, const Rfarm__LogsRequest *q, Rfarm__ClientReply *reply,
                 coord_scratch *sc) {
     char err[512] = "";
-    int rc = store_job_read(c->st, q->job_id, ignore_field, NULL, err, sizeof err);
+    int rc = rf_id_valid(q->job_id) ? store_job_read(c->st, q->job_id, ignore_field, NULL, err,
+                                                     sizeof err)
+                                    : 1;
     if (rc != 0) {
         if (rc == 1)
             snprintf(err, sizeof err, "job '%s' not found", q->job_id);

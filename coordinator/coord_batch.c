@@ -270,10 +270,13 @@ static rf_spec *parse_line(const char *text, const char *batch, const char *name
     }
     json_decref(root);
     if (!spec) {
+        /* The first MAX_REPLY_ERRORS lines are kept; the rest only counted,
+         * so a file of a million bad lines costs no more than its parse. */
         for (char *save = NULL, *l = strtok_r(msg, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-            size_t used = strlen(errs);
-            if (*nerr < MAX_REPLY_ERRORS)
+            if (*nerr < MAX_REPLY_ERRORS) {
+                size_t used = strlen(errs);
                 snprintf(errs + used, errlen - used, "line %u: %s\n", line, l);
+            }
             (*nerr)++;
         }
     }
@@ -381,7 +384,8 @@ void coord_batch_submit(coord *c, const Rfarm__SubmitBatchRequest *q, Rfarm__Cli
                      err);
             continue;
         }
-        ids[created++] = coord_scratch_add(sc, strdup(id));
+        char *kept = coord_scratch_add(sc, strdup(id));
+        ids[created++] = kept ? kept : (char *)"";
         frames += f;
     }
     if (created)
@@ -464,6 +468,10 @@ void coord_control(coord *c, const Rfarm__ControlRequest *q, Rfarm__ClientReply 
     const char *a = q->action;
     if (strcmp(a, "pause") != 0 && strcmp(a, "resume") != 0 && strcmp(a, "cancel") != 0) {
         control_error(reply, sc, "%s: unknown action (pause, resume or cancel)", a);
+        return;
+    }
+    if (!rf_id_valid(q->target)) {
+        control_error(reply, sc, "%s: no job or batch '%.80s' (not a valid id)", a, q->target);
         return;
     }
     Rfarm__ControlReply *r = coord_scratch_add(sc, malloc(sizeof *r));

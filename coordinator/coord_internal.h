@@ -153,7 +153,7 @@ int coord_jobs_recover(coord *c, char *err, size_t errlen);
 void coord_job_finish(coord *c, coord_job *j, const char *state, const char *error,
                       uint64_t output_bytes);
 /* Write the final records of jobs that ended while Redis was away (kept in
- * the spool as <id>.final files, so a restart does not lose them either). */
+ * the spool as .final/<id> files, so a restart does not lose them either). */
 void coord_jobs_write_finals(coord *c);
 /* A segment attempt failed (worker's report, or a broken delivery). */
 void coord_job_fail_segment(coord *c, coord_job *j, uint32_t k, const char *worker,

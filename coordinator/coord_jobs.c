@@ -80,18 +80,26 @@ static void stop_running(coord *c, coord_job *j, uint32_t k) {
 
 /* ---- final records that Redis could not take ---- */
 
+/* <spool>/.final/<id>: job ids never start with '.', so this directory
+ * cannot be a job's spool directory. */
+#define FINALS_DIR ".final"
+
 static void final_path(const coord *c, const char *job, char *buf, size_t len) {
-    rf_fmt(buf, len, "%s/%s.final", c->spool, job);
+    rf_fmt(buf, len, "%s/" FINALS_DIR "/%s", c->spool, job);
 }
 
-/* The job's final record as a small JSON file next to its spool directory:
- * it outlives the process, so neither a Redis outage nor a crash during one
- * turns an ended job back into a running one. */
+/* The job's final record as a small JSON file in the spool: it outlives the
+ * process, so neither a Redis outage nor a crash during one turns an ended
+ * job back into a running one. */
 static void keep_final(coord *c, const coord_job *j, const char *state, const char *error,
                        uint64_t bytes) {
-    char path[RF_PATH_MAX + 16], tmp[RF_PATH_MAX + 32];
+    char path[RF_PATH_MAX + 96], tmp[RF_PATH_MAX + 128];
     final_path(c, j->spec->id, path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    char dir[RF_PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/" FINALS_DIR, c->spool);
+    /* A leading '.' is never an id: a temporary left by a crash is skipped. */
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, j->spec->id);
+    rf_mkdirs(dir, 0755);
     json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "state", state, "error",
                           error ? error : "", "output", j->spec->output_path, "output_bytes",
                           (json_int_t)bytes, "segments_done", (json_int_t)j->segments_done,
@@ -137,19 +145,18 @@ static int write_final(coord *c, const char *job, const char *path) {
 }
 
 void coord_jobs_write_finals(coord *c) {
-    DIR *d = opendir(c->spool);
+    char dir[RF_PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/" FINALS_DIR, c->spool);
+    DIR *d = opendir(dir);
     if (!d)
         return;
     struct dirent *e;
     while ((e = readdir(d))) {
-        size_t n = strlen(e->d_name);
-        if (n <= 6 || n - 6 > RF_ID_MAX || strcmp(e->d_name + n - 6, ".final") != 0)
-            continue;
-        char job[RF_ID_MAX + 1], path[RF_PATH_MAX + 300];
-        memcpy(job, e->d_name, n - 6);
-        job[n - 6] = '\0';
-        snprintf(path, sizeof path, "%s/%s", c->spool, e->d_name);
-        if (write_final(c, job, path) != 0 && !store_available(c->st))
+        if (!rf_id_valid(e->d_name))
+            continue; /* ".", "..", and ".<id>.tmp" temporaries */
+        char path[RF_PATH_MAX + 300];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (write_final(c, e->d_name, path) != 0 && !store_available(c->st))
             break;
     }
     closedir(d);
@@ -438,8 +445,10 @@ static int resync_job(void *ctx, const char *key, void *value) {
     coord *c = ctx;
     coord_job *j = value;
     int rc = store_job_progress(c->st, j->spec->id, j->segments_done, j->frames_stitched);
-    if (rc == 0 && j->started)
-        rc = store_job_state(c->st, j->spec->id, "running", NULL);
+    if (rc == 0)
+        /* The state only: store_job_state would restart started_ms. */
+        rc = store_hset(c->st, "job", j->spec->id, "state",
+                        j->paused ? "paused" : j->started ? "running" : "queued");
     for (size_t k = 0; rc == 0 && k < j->plan->n; k++) {
         coord_seg *s = &j->segs[k];
         rc = store_seg_state(c->st, j->spec->id, (uint32_t)k, seg_state_name(s->state), s->attempt,

@@ -144,3 +144,9 @@ int rf_list_has(const char *list, const char *item) {
     }
     return 0;
 }
+
+int rf_id_valid(const char *s) {
+    size_t n = strlen(s);
+    return n >= 1 && n <= 64 && s[0] != '.' &&
+           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}

@@ -26,6 +26,11 @@ int rf_mkdirs(const char *path, unsigned mode);
 /* rm -rf of a directory that holds only files (a spool directory). */
 int rf_rmtree(const char *path);
 
+/* Whether s is a valid job, batch or worker id: 1 to 64 characters of
+ * A-Z a-z 0-9 . _ -, not starting with '.' (ids become Redis keys and
+ * file names, so nothing else may appear in them). */
+int rf_id_valid(const char *s);
+
 /* Whether `item` is one of the entries of a list separated by commas (and
  * optional spaces), e.g. rf_list_has("synthetic, exec", "exec"). */
 int rf_list_has(const char *list, const char *item);

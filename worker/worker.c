@@ -525,21 +525,11 @@ int worker_run(worker *w, volatile sig_atomic_t *signals) {
     return 0;
 }
 
-static int valid_id(const char *id) {
-    size_t n = strlen(id);
-    if (n == 0 || n > 64)
-        return 0;
-    for (const char *p = id; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '.' || *p == '_' || *p == '-'))
-            return 0;
-    return 1;
-}
-
 int worker_new(const worker_config *cfg, worker **out, char *err, size_t errlen) {
     *out = NULL;
-    if (!valid_id(cfg->id)) {
-        snprintf(err, errlen, "id: '%s' must be 1 to 64 characters of A-Z a-z 0-9 . _ -", cfg->id);
+    if (!rf_id_valid(cfg->id)) {
+        snprintf(err, errlen, "id: '%s' must be 1 to 64 characters of A-Z a-z 0-9 . _ -, not "
+                 "starting with '.'", cfg->id);
         return -1;
     }
     if (cfg->capacity < 1 || cfg->capacity > MAX_SLOTS) {

@@ -134,9 +134,9 @@ def test_final_state_survives_outage_and_crash():
         if not done:
             f.start_redis()
             return
-        final = os.path.join(f.spool, "final.final")
+        final = os.path.join(f.spool, ".final", "final")
         kept = wait_for(lambda: os.path.exists(final), 5)
-        suite.check(kept, "its final record is kept in the spool (final.final)", os.listdir(f.spool))
+        suite.check(kept, "its final record is kept in the spool (.final/final)", os.listdir(f.spool))
         bytes_out = os.path.getsize(out)
         starts_before = sum(len(re.findall(r"segment started job=final ", w.log_text()))
                             for w in f.workers.values())
