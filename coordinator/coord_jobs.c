@@ -636,7 +636,7 @@ int coord_jobs_recover(coord *c, char *err, size_t errlen) {
             qsort(l.v, l.n, sizeof *l.v, by_created);
         for (size_t i = 0; rc == 0 && i < l.n; i++) {
             rec_job *r = &l.v[i];
-            char why[2048], fin[RF_PATH_MAX + 16];
+            char why[2048], fin[RF_PATH_MAX + 96];
             final_path(c, r->id, fin, sizeof fin);
             if (access(fin, F_OK) == 0)
                 continue; /* it ended during an outage: its record is written below */
