@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -209,11 +210,31 @@ static void bar(double frac, char *buf, size_t width) {
     buf[width] = '\0';
 }
 
+typedef struct screen {
+    int tty;
+    size_t cols, rows; /* of the terminal; lines are cut to fit */
+    int lines;         /* printed this frame */
+} screen;
+
+/* One line of a frame: on a terminal cut to its width (a wrapped line
+ * would break the redraw) and only while rows are left; otherwise whole. */
+static void put_line(screen *sc, const char *text) {
+    if (!sc->tty) {
+        printf("%s\n", text);
+        sc->lines++;
+        return;
+    }
+    if ((size_t)sc->lines + 1 >= sc->rows)
+        return;
+    printf("\033[2K%.*s\n", (int)(sc->cols > 1 ? sc->cols - 1 : 1), text);
+    sc->lines++;
+}
+
 /* One line per batch and per job: on a terminal with a bar, otherwise
- * plain. Returns the number of lines printed and whether all ended. */
-static int draw(const Rfarm__StatusReply *s, int tty, int *all_ended) {
-    int lines = 0;
-    char eta[16], b[41];
+ * plain key=value. Sets whether everything shown has ended. */
+static void draw(const Rfarm__StatusReply *s, screen *sc, int *all_ended) {
+    char eta[16], b[41], line[512];
+    const size_t width = 20; /* of a bar: a line fits in 80 columns */
     *all_ended = 1;
     for (size_t i = 0; i < s->n_batches; i++) {
         const Rfarm__BatchStatus *x = s->batches[i];
@@ -221,17 +242,17 @@ static int draw(const Rfarm__StatusReply *s, int tty, int *all_ended) {
         uint32_t ended = x->jobs_done + x->jobs_failed + x->jobs_cancelled;
         *all_ended &= ended >= x->jobs;
         fmt_eta(x->eta_s, eta, sizeof eta);
-        if (tty) {
-            bar(frac, b, 40);
-            printf("\033[2K%-20s [%s] %5.1f%% jobs %u/%u %.1f f/s eta %s\n", x->id, b, frac * 100,
-                   ended, x->jobs, x->rate_fps, eta);
-        } else {
-            printf("batch=%s state=%s jobs_done=%u jobs_failed=%u jobs=%u frames_rendered=%llu "
-                   "frames_to_render=%llu rate_fps=%.1f eta=%s\n", x->id, x->state, x->jobs_done,
-                   x->jobs_failed, x->jobs, (unsigned long long)x->frames_rendered,
-                   (unsigned long long)x->frames, x->rate_fps, eta);
-        }
-        lines++;
+        bar(frac, b, width);
+        if (sc->tty)
+            snprintf(line, sizeof line, "%-18s [%s] %5.1f%% jobs %u/%u %.1f f/s eta %s", x->id, b,
+                     frac * 100, ended, x->jobs, x->rate_fps, eta);
+        else
+            snprintf(line, sizeof line,
+                     "batch=%s state=%s jobs_done=%u jobs_failed=%u jobs=%u frames_rendered=%llu "
+                     "frames_to_render=%llu rate_fps=%.1f eta=%s", x->id, x->state, x->jobs_done,
+                     x->jobs_failed, x->jobs, (unsigned long long)x->frames_rendered,
+                     (unsigned long long)x->frames, x->rate_fps, eta);
+        put_line(sc, line);
     }
     for (size_t i = 0; i < s->n_jobs; i++) {
         const Rfarm__JobStatus *j = s->jobs[i];
@@ -239,20 +260,22 @@ static int draw(const Rfarm__StatusReply *s, int tty, int *all_ended) {
                                           : 0;
         *all_ended &= job_ended(j->state);
         fmt_eta(j->eta_s, eta, sizeof eta);
-        if (tty) {
-            bar(frac, b, 40);
-            printf("\033[2K%-20.20s [%s] %5.1f%% %-9s %.1f f/s eta %s\n", j->id, b, frac * 100,
-                   j->state, j->rate_fps, eta);
-        } else {
-            printf("job=%s state=%s frames_rendered=%llu frames_to_render=%llu frames_stitched=%u "
-                   "frames=%u rate_fps=%.1f eta=%s\n", j->id, j->state,
-                   (unsigned long long)j->frames_rendered, (unsigned long long)j->frames_to_render,
-                   j->frames_stitched, j->frames, j->rate_fps, eta);
-        }
-        lines++;
+        bar(frac, b, width);
+        if (sc->tty)
+            snprintf(line, sizeof line, "%-18.18s [%s] %5.1f%% %-9s %.1f f/s eta %s", j->id, b,
+                     frac * 100, j->state, j->rate_fps, eta);
+        else
+            snprintf(line, sizeof line,
+                     "job=%s state=%s frames_rendered=%llu frames_to_render=%llu "
+                     "frames_stitched=%u frames=%u rate_fps=%.1f eta=%s", j->id, j->state,
+                     (unsigned long long)j->frames_rendered,
+                     (unsigned long long)j->frames_to_render, j->frames_stitched, j->frames,
+                     j->rate_fps, eta);
+        put_line(sc, line);
     }
+    if (sc->tty)
+        printf("\033[J"); /* what a longer previous frame left below */
     fflush(stdout);
-    return lines;
 }
 
 int cli_watch(cli *c, int argc, char **argv) {
@@ -273,8 +296,7 @@ int cli_watch(cli *c, int argc, char **argv) {
             return EXIT_USAGE;
         }
     }
-    int tty = isatty(STDOUT_FILENO);
-    int drawn = 0;
+    screen sc = {.tty = isatty(STDOUT_FILENO), .cols = 80, .rows = 24};
     for (;;) {
         int transient = 0;
         Rfarm__ClientReply *r = cli_get_status(c, id, &transient);
@@ -282,14 +304,20 @@ int cli_watch(cli *c, int argc, char **argv) {
             return EXIT_USAGE;
         int all_ended = 0;
         if (r) {
-            if (tty && drawn)
-                printf("\033[%dA", drawn); /* back to the first line of the last frame */
-            drawn = draw(r->status, tty, &all_ended);
+            struct winsize ws;
+            if (sc.tty && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col && ws.ws_row) {
+                sc.cols = ws.ws_col;
+                sc.rows = ws.ws_row;
+            }
+            if (sc.tty && sc.lines)
+                printf("\033[%dA", sc.lines); /* back to the first line of the last frame */
+            sc.lines = 0;
+            draw(r->status, &sc, &all_ended);
             /* An unnamed watch lists recent work: it ends when all of it has. */
             rfarm__client_reply__free_unpacked(r, NULL);
             if (all_ended)
                 return 0;
-        } else if (!tty) {
+        } else if (!sc.tty) {
             printf("coordinator unavailable; still watching\n");
             fflush(stdout);
         }

@@ -152,6 +152,19 @@ def test_fair_share_and_priority():
         for ident in (ba, bb, hi):
             r = f.cli("watch", ident, "--interval", "0.3", timeout=120)
             suite.equal(r.returncode, 0, f"{ident} finishes")
+        # On a terminal (script(1) gives it one): bars redrawn in place, each
+        # line within the terminal's width so the redraw cannot break.
+        if farm.shutil.which("script"):
+            cmd = f"{os.path.join(f.bin, 'rfarm')} --endpoint {f.client_ep} watch {ba}"
+            r = farm.subprocess.run(["script", "-qfc", cmd, "/dev/null"], capture_output=True,
+                                    timeout=60, stdin=farm.subprocess.DEVNULL)
+            out = r.stdout.decode("utf-8", "replace")
+            plain = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", out)
+            widths = [len(ln.rstrip("\r")) for ln in plain.split("\n")]
+            suite.check(r.returncode == 0 and "\x1b[" in out and "[####" in out,
+                        "on a terminal, watch draws bars with escape codes", out[-200:])
+            suite.check(max(widths) < 80, "on a terminal, watch's lines fit 80 columns",
+                        max(widths))
 
 
 def test_pause_resume_cancel():
