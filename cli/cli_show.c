@@ -116,6 +116,14 @@ static json_t *batch_json(const Rfarm__BatchStatus *b) {
 
 /* ---- tables ---- */
 
+/* Text that came from an engine's stderr (job errors, logs) printed for a
+ * person: control characters would be read by the terminal, so they show
+ * as '?'. */
+static void put_clean(const char *text) {
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+        putchar(*p < 0x20 || *p == 0x7f ? '?' : *p);
+}
+
 static void fmt_eta(double eta, char *buf, size_t len) {
     if (eta < 0)
         snprintf(buf, len, "-");
@@ -159,8 +167,9 @@ static void print_tables(const Rfarm__StatusReply *s) {
         snprintf(segs, sizeof segs, "%u/%u", j->segments_done, j->segments);
         snprintf(rate, sizeof rate, "%.1f/s", j->rate_fps);
         fmt_eta(j->eta_s, eta, sizeof eta);
-        printf("%-24s %-10s %-15s %-9s %-9s %-6s %s\n", j->id, j->state, frames, segs, rate, eta,
-               j->error[0] ? j->error : j->output);
+        printf("%-24s %-10s %-15s %-9s %-9s %-6s ", j->id, j->state, frames, segs, rate, eta);
+        put_clean(j->error[0] ? j->error : j->output);
+        putchar('\n');
     }
 }
 
@@ -422,7 +431,9 @@ int cli_logs(cli *c, int argc, char **argv) {
             char when[32] = "";
             if (gmtime_r(&t, &tm))
                 strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-            printf("%s.%03lluZ%s\n", when, ms % 1000, rest);
+            printf("%s.%03lluZ", when, ms % 1000);
+            put_clean(rest);
+            putchar('\n');
         }
         rc = 0;
     } else if (r->body_case == RFARM__CLIENT_REPLY__BODY_ERROR) {
