@@ -102,6 +102,7 @@ static void catch_up(coord *c) {
             rf_map_len(c->jobs), rf_map_len(c->workers));
     coord_jobs_resync(c);
     coord_workers_resync(c);
+    coord_batches_resync(c);
     write_stats(c);
     coord_store_warn(c, store_event(c->st, "redis_recovered", NULL, -1, NULL, NULL), "event");
     coord_store_warn(c, store_flush(c->st), "catch-up");
@@ -298,7 +299,10 @@ int coord_run(coord *c, volatile sig_atomic_t *stop) {
         /* Heartbeats that waited in the socket while the loop was stuck
          * (a hung Redis answers each command after a timeout) must not
          * cost the workers their leases. */
-        coord_store_warn(c, store_flush(c->st), "state");
+        int flushed = store_flush(c->st);
+        coord_store_warn(c, flushed, "state");
+        if (flushed == 0 && store_available(c->st))
+            coord_batches_reap(c);
         uint64_t busy = rf_mono_ms() - busy_from;
         if (busy > STALL_MS)
             coord_workers_forgive(c, busy);

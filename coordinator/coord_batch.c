@@ -82,7 +82,12 @@ int coord_batch_job_added(coord *c, const char *id) {
     if (!b)
         return 0;
     b->open_jobs++;
+    b->ended = 0;
     return b->paused;
+}
+
+static const char *batch_state(const coord_batch *b) {
+    return b->ended ? (b->cancelled ? "cancelled" : "done") : b->paused ? "paused" : "active";
 }
 
 void coord_batch_job_ended(coord *c, const coord_job *j, const char *state) {
@@ -94,11 +99,58 @@ void coord_batch_job_ended(coord *c, const coord_job *j, const char *state) {
     coord_batch *b = rf_map_get(c->batches, j->batch);
     if (!b || --b->open_jobs > 0)
         return;
-    const char *final = b->cancelled ? "cancelled" : "done";
-    coord_store_warn(c, store_hset(c->st, "batch", b->id, "state", final), "batch");
-    rf_info(LOG, "batch %s batch=%s", final, b->id);
-    rf_map_del(c->batches, b->id);
-    free(b);
+    b->ended = 1;
+    coord_store_warn(c, store_hset(c->st, "batch", b->id, "state", batch_state(b)), "batch");
+    rf_info(LOG, "batch %s batch=%s", batch_state(b), b->id);
+}
+
+typedef struct batch_walk {
+    coord *c;
+    char (*ids)[RF_ID_MAX + 1];
+    size_t n, cap;
+    int ended_only;
+} batch_walk;
+
+static int collect_batch(void *ctx, const char *key, void *value) {
+    batch_walk *w = ctx;
+    const coord_batch *b = value;
+    if (w->ended_only && !b->ended)
+        return 0;
+    if (w->n == w->cap) {
+        size_t ncap = w->cap ? w->cap * 2 : 16;
+        char(*nids)[RF_ID_MAX + 1] = realloc(w->ids, ncap * sizeof *nids);
+        if (!nids)
+            return 1;
+        w->ids = nids;
+        w->cap = ncap;
+    }
+    snprintf(w->ids[w->n++], RF_ID_MAX + 1, "%s", key);
+    return 0;
+}
+
+void coord_batches_reap(coord *c) {
+    batch_walk w = {.c = c, .ended_only = 1};
+    rf_map_each(c->batches, collect_batch, &w);
+    for (size_t i = 0; i < w.n; i++)
+        free(rf_map_del(c->batches, w.ids[i]));
+    free(w.ids);
+}
+
+void coord_batches_resync(coord *c) {
+    batch_walk w = {.c = c};
+    rf_map_each(c->batches, collect_batch, &w);
+    for (size_t i = 0; i < w.n; i++) {
+        const coord_batch *b = rf_map_get(c->batches, w.ids[i]);
+        store_batch_totals t;
+        if (b && store_batch_recount(c->st, b->id, batch_state(b), &t) != 0) {
+            coord_store_warn(c, -1, "batch totals");
+            break;
+        }
+        if (b)
+            rf_info(LOG, "batch recounted batch=%s state=%s jobs=%u done=%u failed=%u cancelled=%u",
+                    b->id, batch_state(b), t.jobs, t.jobs_done, t.jobs_failed, t.jobs_cancelled);
+    }
+    free(w.ids);
 }
 
 static int free_batch(void *ctx, const char *key, void *value) {

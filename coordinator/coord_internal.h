@@ -66,6 +66,7 @@ typedef struct coord_batch {
     uint32_t open_jobs; /* unfinished jobs of it in memory */
     int paused;
     int cancelled;
+    int ended; /* no open job left; kept until Redis is known to have its end */
 } coord_batch;
 
 typedef struct coord_slot {
@@ -196,6 +197,11 @@ int coord_batch_job_added(coord *c, const char *id); /* 1: the batch is paused *
 void coord_batch_job_ended(coord *c, const coord_job *j, const char *state);
 coord_batch *coord_batch_get(coord *c, const char *id);
 void coord_batches_free(coord *c);
+/* After an outage: every batch in memory gets its totals recounted from its
+ * jobs' records (increments may have been lost) and its state written. */
+void coord_batches_resync(coord *c);
+/* Forget ended batches, once a flush has put their end in Redis. */
+void coord_batches_reap(coord *c);
 /* Requests from the CLI (client_api.c routes them here). The reply is
  * built into *reply; strings it points to live in *scratch, freed by
  * coord_reply_scratch_free after the reply is sent. */

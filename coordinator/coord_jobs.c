@@ -445,6 +445,13 @@ static int resync_job(void *ctx, const char *key, void *value) {
     coord *c = ctx;
     coord_job *j = value;
     int rc = store_job_progress(c->st, j->spec->id, j->segments_done, j->frames_stitched);
+    char v[24];
+    snprintf(v, sizeof v, "%llu", (unsigned long long)j->frames_rendered);
+    if (rc == 0) /* counted by increments, which an outage may have lost */
+        rc = store_hset(c->st, "job", j->spec->id, "frames_rendered", v);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)j->render_ms);
+    if (rc == 0)
+        rc = store_hset(c->st, "job", j->spec->id, "render_ms", v);
     if (rc == 0)
         /* The state only: store_job_state would restart started_ms. */
         rc = store_hset(c->st, "job", j->spec->id, "state",

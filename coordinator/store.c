@@ -192,10 +192,19 @@ redisReply *store_command(store *s, int argc, const char **argv, const size_t *a
  * closed it. Every command given here must therefore be harmless to repeat.
  * Returns 0 when every command succeeded, else -1 with s->last_err set. */
 int store_run_pipelined(store *s, store_argv *cmds, size_t n) {
-    return store_run_pipelined_ints(s, cmds, n, NULL);
+    return store_run_pipelined_each(s, cmds, n, NULL, NULL);
+}
+
+static void int_reply(void *ctx, size_t i, const redisReply *r) {
+    ((long long *)ctx)[i] = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
 }
 
 int store_run_pipelined_ints(store *s, store_argv *cmds, size_t n, long long *ints) {
+    return store_run_pipelined_each(s, cmds, n, int_reply, ints);
+}
+
+int store_run_pipelined_each(store *s, store_argv *cmds, size_t n,
+                             void (*each)(void *ctx, size_t i, const redisReply *r), void *ctx) {
     if (n == 0)
         return 0;
     store_flush(s);
@@ -215,8 +224,8 @@ int store_run_pipelined_ints(store *s, store_argv *cmds, size_t n, long long *in
             redisReply *r = NULL;
             if (redisGetReply(s->rc, (void **)&r) != REDIS_OK || !r)
                 break;
-            if (ints)
-                ints[got] = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+            if (each)
+                each(ctx, got, r);
             if (r->type == REDIS_REPLY_ERROR && !failed) {
                 failed = cmds[got].v[0];
                 snprintf(s->last_err, sizeof s->last_err, "Redis at %s: %s: %s", s->addr, failed,

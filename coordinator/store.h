@@ -179,6 +179,15 @@ int store_recent_batches(store *s, size_t max, char (*ids)[RF_ID_MAX + 1], char 
 int store_batch_jobs(store *s, const char *batch, size_t max, char (*ids)[RF_ID_MAX + 1],
                      char *err, size_t errlen);
 
+/* A batch's totals recounted from its jobs' records and written as
+ * absolute values, with its state (after an outage, when increments may
+ * have been lost). */
+typedef struct store_batch_totals {
+    uint32_t jobs, jobs_done, jobs_failed, jobs_cancelled;
+    uint64_t frames_rendered, frames_to_render;
+} store_batch_totals;
+int store_batch_recount(store *s, const char *id, const char *state, store_batch_totals *t);
+
 /* Last Redis error, for logs. */
 const char *store_last_error(const store *s);
 

@@ -139,3 +139,89 @@ int store_batch_jobs(store *s, const char *batch, size_t max, char (*ids)[RF_ID_
     store_key(s, k, sizeof k, "batch:%s:jobs", batch, 0);
     return store_zrange(s, k, 0, max, ids, err, errlen);
 }
+
+/* ---- totals recounted from the jobs' records ---- */
+
+typedef struct tally {
+    store_batch_totals *t;
+} tally;
+
+static void count_job(void *ctx, size_t i, const redisReply *r) {
+    (void)i;
+    store_batch_totals *t = ((tally *)ctx)->t;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3)
+        return;
+    const redisReply *st = r->element[0];
+    const char *state = st->type == REDIS_REPLY_STRING ? st->str : "";
+    t->jobs_done += strcmp(state, "done") == 0;
+    t->jobs_failed += strcmp(state, "failed") == 0;
+    t->jobs_cancelled += strcmp(state, "cancelled") == 0;
+    for (int f = 1; f <= 2; f++) {
+        const redisReply *v = r->element[f];
+        uint64_t x = v->type == REDIS_REPLY_STRING ? strtoull(v->str, NULL, 10) : 0;
+        if (f == 1)
+            t->frames_rendered += x;
+        else
+            t->frames_to_render += x;
+    }
+}
+
+int store_batch_recount(store *s, const char *id, const char *state, store_batch_totals *t) {
+    memset(t, 0, sizeof *t);
+    char bk[256], zk[256];
+    store_key(s, bk, sizeof bk, "batch:%s", id, 0);
+    store_key(s, zk, sizeof zk, "batch:%s:jobs", id, 0);
+    store_argv zc = {0};
+    store_arg(&zc, "ZCARD");
+    store_arg(&zc, zk);
+    long long n = 0;
+    if (store_run_pipelined_ints(s, &zc, 1, &n) != 0 || n < 0)
+        return -1;
+    char(*ids)[RF_ID_MAX + 1] = n ? malloc((size_t)n * sizeof *ids) : NULL;
+    store_argv *cmd = calloc(STORE_PIPELINE_BATCH, sizeof *cmd);
+    char(*keys)[256] = malloc(STORE_PIPELINE_BATCH * sizeof *keys);
+    char err[256];
+    int rc = (n && !ids) || !cmd || !keys ? -1 : 0;
+    if (rc == 0 && n && store_zrange(s, zk, 0, (size_t)n, ids, err, sizeof err) != n)
+        rc = -1;
+    tally ty = {t};
+    for (long long i0 = 0; rc == 0 && i0 < n; i0 += STORE_PIPELINE_BATCH) {
+        size_t m = (size_t)(n - i0 < STORE_PIPELINE_BATCH ? n - i0 : STORE_PIPELINE_BATCH);
+        for (size_t i = 0; i < m; i++) {
+            cmd[i].n = 0;
+            store_key(s, keys[i], sizeof keys[i], "job:%s", ids[i0 + (long long)i], 0);
+            store_arg(&cmd[i], "HMGET");
+            store_arg(&cmd[i], keys[i]);
+            store_arg(&cmd[i], "state");
+            store_arg(&cmd[i], "frames_rendered");
+            store_arg(&cmd[i], "frames_to_render");
+        }
+        rc = store_run_pipelined_each(s, cmd, m, count_job, &ty);
+    }
+    free(ids);
+    free(cmd);
+    free(keys);
+    if (rc != 0)
+        return -1;
+    t->jobs = (uint32_t)n;
+    /* Absolute values: a write lost in an outage, or sent twice, is
+     * repaired, not compounded. */
+    store_argv h = {0};
+    store_arg(&h, "HSET");
+    store_arg(&h, bk);
+    store_arg(&h, "jobs");
+    store_arg_u64(&h, t->jobs);
+    store_arg(&h, "jobs_done");
+    store_arg_u64(&h, t->jobs_done);
+    store_arg(&h, "jobs_failed");
+    store_arg_u64(&h, t->jobs_failed);
+    store_arg(&h, "jobs_cancelled");
+    store_arg_u64(&h, t->jobs_cancelled);
+    store_arg(&h, "frames_rendered");
+    store_arg_u64(&h, t->frames_rendered);
+    store_arg(&h, "frames_to_render");
+    store_arg_u64(&h, t->frames_to_render);
+    store_arg(&h, "state");
+    store_arg(&h, state);
+    return store_run(s, &h);
+}

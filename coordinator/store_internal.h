@@ -42,6 +42,9 @@ int store_run(store *s, store_argv *a);
  * ints, each command's integer reply (-1 when not an integer). */
 int store_run_pipelined(store *s, store_argv *cmds, size_t n);
 int store_run_pipelined_ints(store *s, store_argv *cmds, size_t n, long long *ints);
+/* The same, with each reply (error replies too) handed to each(ctx, i, r). */
+int store_run_pipelined_each(store *s, store_argv *cmds, size_t n,
+                             void (*each)(void *ctx, size_t i, const redisReply *r), void *ctx);
 #define STORE_PIPELINE_BATCH 256
 /* HGETALL key, one callback per field: 0 found, 1 no such key, -1 error. */
 int store_hash_read(store *s, const char *key, store_field_fn field, void *ctx, char *err,

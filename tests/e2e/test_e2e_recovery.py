@@ -24,6 +24,7 @@ real, and each one used to hang or lose a job:
 """
 
 import hashlib
+import json
 import os
 import re
 import signal
@@ -161,7 +162,38 @@ def test_final_state_survives_outage_and_crash():
                     "the job is no longer in jobs:active")
 
 
+def test_batch_totals_survive_an_outage():
+    """Jobs of a batch that end while Redis is down: their increments of the
+    batch's totals are lost, so the catch-up recounts them from the jobs'
+    records; `rfarm watch BATCH` must then end with the batch done."""
+    with suite.farm(workers=2, capacity=1, name="btotals", coordinator_args=LEASE,
+                    redis_aof=True) as f:
+        path = os.path.join(f.tmp, "specs", "b.jsonl")
+        with open(path, "w") as fh:
+            for i in range(4):
+                s = spec(f"bt-{i}", f.out(f"bt-{i}.y4m"), cost_ms=10, frames=48)
+                fh.write(json.dumps(s) + "\n")
+        r = f.cli("submit", path)
+        suite.equal(r.returncode, 0, "the batch is accepted")
+        batch = r.stdout.strip()
+        wait_for(lambda: "segment done job=bt-" in f.coordinator.log_text(), 10)
+        f.stop_redis()
+        ended = wait_for(lambda: all(os.path.exists(f.out(f"bt-{i}.y4m")) for i in range(4)), 30,
+                         interval=0.1)
+        suite.check(ended, "the batch's jobs end while Redis is down")
+        f.start_redis()
+        r = f.cli("watch", batch, "--interval", "0.3", timeout=60)
+        suite.equal(r.returncode, 0, "rfarm watch BATCH ends once Redis is back")
+        st = json.loads(f.cli("status", batch, "--json").stdout)
+        b = (st.get("batches") or [{}])[0]
+        suite.equal((b.get("jobs"), b.get("jobs_done"), b.get("state")), (4, 4, "done"),
+                    "the batch's totals are whole: (jobs, jobs_done, state)")
+        suite.check(re.search(r"batch recounted batch=" + batch, f.coordinator.log_text()),
+                    "the coordinator recounted the batch after the outage")
+
+
 suite.case(test_ghost_worker_loses_everything)
 suite.case(test_hung_redis_costs_no_lease)
 suite.case(test_final_state_survives_outage_and_crash)
+suite.case(test_batch_totals_survive_an_outage)
 sys.exit(suite.finish())
