@@ -147,6 +147,19 @@ const char *store_last_error(const store *s) { return s->last_err; }
  * connection, and a Redis still loading its data, count as an outage that
  * store_poll reports the end of, so the caller can write again what was
  * lost. */
+/* The connection failed mid-command (s->last_err set): drop it. Returns 1
+ * when it was closed by the server, which may be a restarted Redis that is
+ * already back: worth one immediate retry. A timeout is not retried: a hung
+ * Redis must not hold the loop twice. */
+static int connection_broke(store *s) {
+    int closed = s->rc->err == REDIS_ERR_EOF ||
+                 (s->rc->err == REDIS_ERR_IO && (errno == ECONNRESET || errno == EPIPE));
+    note_failure(s, 1);
+    if (closed)
+        s->retry_at_ms = 0;
+    return closed;
+}
+
 redisReply *store_command(store *s, int argc, const char **argv, const size_t *argvlen) {
     /* Replies come back in order: queued writes' replies first. */
     store_flush(s);
@@ -169,15 +182,8 @@ redisReply *store_command(store *s, int argc, const char **argv, const size_t *a
         }
         snprintf(s->last_err, sizeof s->last_err, "Redis at %s: %s: %s", s->addr, argv[0],
                  s->rc->errstr);
-        /* A closed connection may be a restarted server that is already
-         * back: one immediate retry. A timeout is not retried: a hung Redis
-         * must not hold the loop twice. */
-        int closed = s->rc->err == REDIS_ERR_EOF ||
-                     (s->rc->err == REDIS_ERR_IO && (errno == ECONNRESET || errno == EPIPE));
-        note_failure(s, 1);
-        if (!closed)
+        if (!connection_broke(s))
             break;
-        s->retry_at_ms = 0;
     }
     if (!s->rc)
         s->retry_at_ms = rf_mono_ms() + s->backoff_ms;
@@ -243,12 +249,8 @@ int store_run_pipelined_each(store *s, store_argv *cmds, size_t n,
         snprintf(s->last_err, sizeof s->last_err, "Redis at %s: %s: %s", s->addr,
                  cmds[sent < n ? sent : got].v[0],
                  s->rc->errstr[0] ? s->rc->errstr : "no reply");
-        int closed = s->rc->err == REDIS_ERR_EOF ||
-                     (s->rc->err == REDIS_ERR_IO && (errno == ECONNRESET || errno == EPIPE));
-        note_failure(s, 1);
-        if (!closed)
+        if (!connection_broke(s))
             break;
-        s->retry_at_ms = 0;
     }
     if (!s->rc)
         s->retry_at_ms = rf_mono_ms() + s->backoff_ms;

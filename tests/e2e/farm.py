@@ -219,6 +219,19 @@ def expected_segments(frames, seg_len, overlap):
     return [(k * step, min(k * step + seg_len, frames)) for k in range(n)]
 
 
+def wait_for(pred, timeout, interval=0.05):
+    """pred()'s first truthy value within timeout seconds (it is asked at
+    least once, also after the deadline), else None."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(interval)
+
+
 def log_fields(line):
     """key=value pairs of one log line (values may be double-quoted)."""
     out = {}

@@ -54,16 +54,6 @@ def status_json(f, ident):
     return json.loads(r.stdout)
 
 
-def wait_for(fn, timeout, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(interval)
-    return None
-
-
 def test_big_batch_validation_and_idempotence():
     with suite.farm(workers=2, capacity=4, name="big") as f:
         template = os.path.join(f.out_dir, "{batch}", "{id}.y4m")
@@ -147,7 +137,7 @@ def test_fair_share_and_priority():
         before = len(assigned(f))
         hi = f.submit(dict(tiny(f.out("urgent.y4m"), frames=24, segment_frames=12, cost_ms=20),
                            id="urgent", priority=10))
-        nxt = wait_for(lambda: assigned(f)[before:before + 1], 5, interval=0.02)
+        nxt = farm.wait_for(lambda: assigned(f)[before:before + 1], 5, interval=0.02)
         suite.equal(nxt and nxt[0][0], hi, "the next segment handed out is the high-priority job's")
         for ident in (ba, bb, hi):
             r = f.cli("watch", ident, "--interval", "0.3", timeout=120)
@@ -173,7 +163,7 @@ def test_pause_resume_cancel():
                       id=f"p-{i}") for i in range(4)]
         r = f.cli("submit", write_jsonl(f, "p.jsonl", specs))
         batch = r.stdout.strip()
-        wait_for(lambda: any(j.startswith("p-") for j, _ in assigned(f)), 5, interval=0.02)
+        farm.wait_for(lambda: any(j.startswith("p-") for j, _ in assigned(f)), 5, interval=0.02)
         r = f.cli("pause", batch)
         suite.check(r.returncode == 0, "rfarm pause BATCH", r.stderr)
         n_paused = len(assigned(f))
@@ -193,7 +183,7 @@ def test_pause_resume_cancel():
                       id=f"c-{i}") for i in range(3)]
         r = f.cli("submit", write_jsonl(f, "c.jsonl", specs))
         cb = r.stdout.strip()
-        wait_for(lambda: any(j.startswith("c-") for j, _ in assigned(f)), 5, interval=0.02)
+        farm.wait_for(lambda: any(j.startswith("c-") for j, _ in assigned(f)), 5, interval=0.02)
         r = f.cli("cancel", cb)
         suite.check(r.returncode == 0, "rfarm cancel BATCH", r.stderr)
         suite.check(re.search(r"jobs=3\b", r.stdout), "the cancel reached its three jobs", r.stdout)

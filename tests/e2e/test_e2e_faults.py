@@ -78,22 +78,10 @@ def ref_spec(job_id, out):
 # Helpers
 
 
-def wait_for(pred, timeout, interval=0.05):
-    """pred()'s first truthy value within timeout seconds, else None."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(interval)
-
-
 def wait_log(proc, pattern, timeout):
     """The first match of pattern in proc's log, waiting up to timeout."""
     rx = re.compile(pattern)
-    return wait_for(lambda: rx.search(proc.log_text()), timeout)
+    return farm.wait_for(lambda: rx.search(proc.log_text()), timeout)
 
 
 def started_rx(job, seg=None):
@@ -208,7 +196,7 @@ def test_kill_all_workers():
         # Every worker into its second segment: some work is done, some is
         # in flight on every worker.
         rx = started_rx(job)
-        busy = wait_for(lambda: all(len(rx.findall(w.log_text())) >= 2 for w in f.workers.values()), 20)
+        busy = farm.wait_for(lambda: all(len(rx.findall(w.log_text())) >= 2 for w in f.workers.values()), 20)
         if not suite.check(busy, "every worker is on its second segment of the job"):
             return
         time.sleep(0.3)
@@ -264,7 +252,7 @@ def test_sigstop_past_lease():
         suite.check(late, f"after SIGCONT w0 finished streaming its old segment {seg} (late frames)")
         if f.wait_done(job, JOB_TIMEOUT):
             check_identical(out, "worker stopped past its lease")
-        n = wait_for(lambda: (stale_frames_in_redis(f) or 0) > 0,
+        n = farm.wait_for(lambda: (stale_frames_in_redis(f) or 0) > 0,
                      max(0.5, t_cont + 10 - time.monotonic()), interval=0.2)
         suite.check(n, f"Redis {f.prefix}stats stale_frames > 0 within 10 s of SIGCONT",
                     f"HGET {f.prefix}stats stale_frames = {stale_frames_in_redis(f)!r}")
@@ -286,7 +274,7 @@ def test_coordinator_restart():
     with suite.farm(workers=3, name="faults-coord", coordinator_args=LEASE) as f:
         out = f.out("coord.y4m")
         job = f.submit(ref_spec("coord", out))
-        two = wait_for(lambda: len(done_segments(f, job)) >= 2, 20, interval=0.02)
+        two = farm.wait_for(lambda: len(done_segments(f, job)) >= 2, 20, interval=0.02)
         if not suite.check(two, "two segments are done in Redis"):
             return
         before = done_segments(f, job)  # the snapshot, right before the kill
@@ -317,7 +305,7 @@ def test_redis_restart():
     with suite.farm(workers=1, name="faults-redis", coordinator_args=LEASE, redis_aof=True) as f:
         out = f.out("redis.y4m")
         job = f.submit(ref_spec("redis", out))
-        one = wait_for(lambda: len(done_segments(f, job)) >= 1, 20, interval=0.02)
+        one = farm.wait_for(lambda: len(done_segments(f, job)) >= 1, 20, interval=0.02)
         if not suite.check(one, "a segment is done before Redis stops"):
             return
         rc = f.stop_redis()
@@ -345,7 +333,7 @@ def test_redis_restart():
         def final():
             rec = f.redis_hgetall(f"{f.prefix}job:{job}")
             return rec if rec.get("state") == "done" and rec.get("frames_stitched") == str(FRAMES) else None
-        rec = wait_for(final, 5, interval=0.2) or f.redis_hgetall(f"{f.prefix}job:{job}")
+        rec = farm.wait_for(final, 5, interval=0.2) or f.redis_hgetall(f"{f.prefix}job:{job}")
         suite.equal((rec.get("state"), rec.get("frames_stitched"), rec.get("frames")),
                     ("done", str(FRAMES), str(FRAMES)),
                     "after Redis is back the job's record says (state, frames_stitched, frames)")
@@ -463,7 +451,7 @@ def test_cancel():
                                            segment_frames=CANCEL_SEG, overlap_frames=OVERLAP))
         t_submit = time.monotonic()
         rx = started_rx(job)
-        busy = wait_for(lambda: all(rx.search(w.log_text()) for w in f.workers.values()), 15)
+        busy = farm.wait_for(lambda: all(rx.search(w.log_text()) for w in f.workers.values()), 15)
         if not suite.check(busy, "every worker is rendering a segment of the job"):
             return
         time.sleep(0.5)
@@ -475,7 +463,7 @@ def test_cancel():
         if not suite.equal(r.returncode, 0, f"rfarm cancel {job} exits 0"):
             return  # everything below is about what a cancel does
 
-        left = wait_for(lambda: not open_segments(f, job), 3.0)
+        left = farm.wait_for(lambda: not open_segments(f, job), 3.0)
         suite.check(left, "within 3 s of the cancel every started segment of the job has a "
                           "'segment finished' line (workers stopped rendering it)",
                     f"still open: {open_segments(f, job)}")

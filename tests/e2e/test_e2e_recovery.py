@@ -50,16 +50,6 @@ def sha(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def wait_for(fn, timeout, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(interval)
-    return None
-
-
 def reference(f, name):
     """The fault-free bytes of spec(), rendered in farm f before any fault."""
     out = f.out(f"{name}-ref.y4m")
@@ -101,7 +91,7 @@ def test_hung_redis_costs_no_lease():
         ref = reference(f, "hung")
         out = f.out("hung.y4m")
         job = f.submit(spec("hung", out, cost_ms=30))
-        started = wait_for(lambda: "segment done job=hung " in f.coordinator.log_text(), 20)
+        started = farm.wait_for(lambda: "segment done job=hung " in f.coordinator.log_text(), 20)
         suite.check(started, "a segment of the job is done before Redis freezes")
         f.redis.popen.send_signal(signal.SIGSTOP)
         try:
@@ -117,7 +107,7 @@ def test_hung_redis_costs_no_lease():
         suite.check(re.search(r"event loop stalled ms=\d+; leases extended", clog),
                     "the coordinator noticed its own stall and extended the leases")
         suite.equal(sha(out), ref, "the output is the fault-free bytes")
-        rec = wait_for(lambda: f.redis_hgetall(f"{f.prefix}job:hung").get("state") == "done", 10)
+        rec = farm.wait_for(lambda: f.redis_hgetall(f"{f.prefix}job:hung").get("state") == "done", 10)
         suite.check(rec, "the job's Redis record says done once Redis answers again",
                     f.redis_hgetall(f"{f.prefix}job:hung").get("state"))
 
@@ -127,16 +117,16 @@ def test_final_state_survives_outage_and_crash():
                     redis_aof=True) as f:
         out = f.out("final.y4m")
         job = f.submit(spec("final", out, cost_ms=15))
-        started = wait_for(lambda: "segment assigned job=final " in f.coordinator.log_text(), 10)
+        started = farm.wait_for(lambda: "segment assigned job=final " in f.coordinator.log_text(), 10)
         suite.check(started, "the job has started")
         f.stop_redis()
-        done = wait_for(lambda: os.path.exists(out), 30, interval=0.1)
+        done = farm.wait_for(lambda: os.path.exists(out), 30, interval=0.1)
         suite.check(done, "the job's video is written while Redis is down")
         if not done:
             f.start_redis()
             return
         final = os.path.join(f.spool, ".final", "final")
-        kept = wait_for(lambda: os.path.exists(final), 5)
+        kept = farm.wait_for(lambda: os.path.exists(final), 5)
         suite.check(kept, "its final record is kept in the spool (.final/final)", os.listdir(f.spool))
         bytes_out = os.path.getsize(out)
         starts_before = sum(len(re.findall(r"segment started job=final ", w.log_text()))
@@ -176,9 +166,9 @@ def test_batch_totals_survive_an_outage():
         r = f.cli("submit", path)
         suite.equal(r.returncode, 0, "the batch is accepted")
         batch = r.stdout.strip()
-        wait_for(lambda: "segment done job=bt-" in f.coordinator.log_text(), 10)
+        farm.wait_for(lambda: "segment done job=bt-" in f.coordinator.log_text(), 10)
         f.stop_redis()
-        ended = wait_for(lambda: all(os.path.exists(f.out(f"bt-{i}.y4m")) for i in range(4)), 30,
+        ended = farm.wait_for(lambda: all(os.path.exists(f.out(f"bt-{i}.y4m")) for i in range(4)), 30,
                          interval=0.1)
         suite.check(ended, "the batch's jobs end while Redis is down")
         f.start_redis()
