@@ -385,13 +385,13 @@ static void test_timeout(void **state) {
     assert_true(r.ms < 2500);
     free(r.cap.pixels);
 
-    run stubborn;
-    run_cmd(&stubborn, "trap '' TERM; sleep 30", 1, (segment_opts){.frames = 2});
-    assert_int_equal(stubborn.rc, -1);
-    assert_non_null(strstr(stubborn.err, "command timed out after 1 s"));
-    assert_true(stubborn.ms >= 3000);
-    assert_true(stubborn.ms < 4500);
-    free(stubborn.cap.pixels);
+    run ignores_term;
+    run_cmd(&ignores_term, "trap '' TERM; sleep 30", 1, (segment_opts){.frames = 2});
+    assert_int_equal(ignores_term.rc, -1);
+    assert_non_null(strstr(ignores_term.err, "command timed out after 1 s"));
+    assert_true(ignores_term.ms >= 3000);
+    assert_true(ignores_term.ms < 4500);
+    free(ignores_term.cap.pixels);
 }
 
 static void test_stop(void **state) {
