@@ -292,6 +292,33 @@ static void test_slices_every_dim(void **state)
     }
 }
 
+/* A scalar and empty tensors (an empty one may sit anywhere, even at an
+ * offset another tensor uses, and huge dims times a zero are still zero). */
+static void test_scalar_and_empty(void **state)
+{
+    fx *f = *state;
+    const char *p = path_in(f, "scalar.safetensors");
+    float one = 1.5f;
+    write_raw(p,
+              "{\"s\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]},"
+              "\"z\":{\"dtype\":\"F16\",\"shape\":[0,3],\"data_offsets\":[2,2]},"
+              "\"zz\":{\"dtype\":\"BF16\",\"shape\":[4294967296,4294967296,0],"
+              "\"data_offsets\":[4,4]}}",
+              &one, 4);
+    char err[512];
+    st_set *s;
+    assert_int_equal(st_open(p, &s, err, sizeof err), 0);
+    float out = 0;
+    assert_int_equal(st_load(s, "s", 0, NULL, &out, err, sizeof err), 0);
+    assert_true(out == 1.5f);
+    int64_t z[2] = {0, 3};
+    assert_int_equal(st_load(s, "z", 2, z, &out, err, sizeof err), 0);
+    assert_int_equal(st_load_slice(s, "z", 2, z, 1, 1, 2, &out, err, sizeof err), 0);
+    assert_int_equal(st_find(s, "zz")->nbytes, 0);
+    assert_int_equal(st_bytes_loaded(s), 4);
+    st_free(s);
+}
+
 /* ---- directories ---- */
 
 static void test_directory_with_index_and_shards(void **state)
@@ -596,6 +623,7 @@ int main(void)
         cmocka_unit_test(test_loads_every_dtype),
         cmocka_unit_test(test_half_conversion_is_exact),
         cmocka_unit_test(test_slices_every_dim),
+        cmocka_unit_test(test_scalar_and_empty),
         cmocka_unit_test(test_directory_with_index_and_shards),
         cmocka_unit_test(test_directory_single_file),
         cmocka_unit_test(test_bad_headers),

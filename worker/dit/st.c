@@ -277,6 +277,9 @@ static int st_parse_entry(const char *path, const char *name, json_t *v, size_t 
         else
             elems *= (uint64_t)t->shape[i];
     }
+    for (size_t i = 0; i < nd; i++)
+        if (t->shape[i] == 0)
+            overflow = 0, elems = 0;
     if (!json_is_array(jo) || json_array_size(jo) != 2 ||
         !json_is_integer(json_array_get(jo, 0)) || !json_is_integer(json_array_get(jo, 1)) ||
         json_integer_value(json_array_get(jo, 0)) < 0 ||
