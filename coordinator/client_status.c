@@ -28,21 +28,6 @@ static char *keep(coord_scratch *sc, const char *value) {
     return p ? p : (char *)"";
 }
 
-/* rate in rendered frames per second since `started_ms`, and the seconds
- * left at that rate (-1: unknown). */
-static void rate_eta(uint64_t started_ms, uint64_t end_ms, uint64_t done, uint64_t total,
-                     double *rate, double *eta) {
-    *rate = 0;
-    *eta = -1;
-    if (!started_ms || end_ms <= started_ms)
-        return;
-    *rate = (double)done * 1000.0 / (double)(end_ms - started_ms);
-    if (done >= total)
-        *eta = 0;
-    else if (*rate > 0)
-        *eta = (double)(total - done) / *rate;
-}
-
 static void job_field(void *ctx, const char *name, const char *value) {
     fill_ctx *f = ctx;
     Rfarm__JobStatus *js = f->msg;
@@ -95,7 +80,7 @@ static int read_job(coord *c, const char *id, Rfarm__JobStatus *js, coord_scratc
     int rc = store_job_read(c->st, id, job_field, &f, err, errlen);
     if (rc == 0) {
         uint64_t end = js->finished_ms ? js->finished_ms : rf_wall_ms();
-        rate_eta(js->started_ms, end, js->frames_rendered, js->frames_to_render, &js->rate_fps,
+        rf_rate_eta(js->started_ms, end, js->frames_rendered, js->frames_to_render, &js->rate_fps,
                  &js->eta_s);
     }
     return rc;
@@ -135,7 +120,7 @@ static int read_batch(coord *c, const char *id, Rfarm__BatchStatus *b, coord_scr
         if (!b->state[0])
             b->state = rf_map_get(c->batches, id) ? "active" : "done";
         uint32_t ended = b->jobs_done + b->jobs_failed + b->jobs_cancelled;
-        rate_eta(b->created_ms, ended >= b->jobs ? b->created_ms : rf_wall_ms(), b->frames_rendered,
+        rf_rate_eta(b->created_ms, ended >= b->jobs ? b->created_ms : rf_wall_ms(), b->frames_rendered,
                  b->frames, &b->rate_fps, &b->eta_s);
         if (ended >= b->jobs)
             b->eta_s = 0;

@@ -22,11 +22,14 @@
 #include <zmq.h>
 
 #include "coord_internal.h"
+#include "http.h"
 #include "rf_util.h"
 #include "rf_wire.h"
 
 #define EVENTS_ENDPOINT_FMT "inproc://stitch-events-%p"
 #define COMMITS_ENDPOINT_FMT "inproc://commits-%p"
+/* The client socket's second address: the HTTP server's way in. */
+#define CLIENT_INPROC_FMT "inproc://clients-%p"
 #define STATS_EVERY_MS 1000
 #define STALL_MS 1000
 
@@ -56,6 +59,8 @@ static void on_stitch_event(coord *c) {
     coord_job *j = rf_map_get(c->jobs, ev.job);
     if (!j)
         return;
+    if (ev.frames > j->frames_stitched)
+        c->stats.frames_stitched += ev.frames - j->frames_stitched;
     j->frames_stitched = ev.frames;
     switch (ev.kind) {
     case STITCH_PROGRESS:
@@ -186,8 +191,20 @@ int coord_new(const coord_config *cfg, coord **out, char *err, size_t errlen) {
                  zmq_strerror(errno));
         goto fail;
     }
+    snprintf(ep, sizeof ep, CLIENT_INPROC_FMT, (void *)c);
+    if (zmq_bind(c->csock, ep) != 0) {
+        snprintf(err, errlen, "coordinator: bind %s: %s", ep, zmq_strerror(errno));
+        goto fail;
+    }
     if (coord_jobs_recover(c, err, errlen) != 0)
         goto fail;
+    if (cfg->http_bind) {
+        http_opts ho = {.bind = cfg->http_bind, .token = cfg->http_token,
+                        .chart_js = cfg->chart_js, .redis = cfg->redis, .prefix = cfg->prefix,
+                        .zctx = c->zctx, .client_ep = ep};
+        if (http_new(&ho, &c->http, err, errlen) != 0)
+            goto fail;
+    }
     *out = c;
     return 0;
 fail:
@@ -212,6 +229,7 @@ static int free_worker_entry(void *ctx, const char *key, void *value) {
 void coord_free(coord *c) {
     if (!c)
         return;
+    http_free(c->http); /* first: it talks to the loop's sockets */
     if (c->jobs) {
         /* Jobs stay unfinished in Redis, their done segments in the spool:
          * a restarted coordinator is where they continue. */
@@ -255,11 +273,14 @@ static void drain(coord *c, void *sock, int max, void (*handle)(coord *)) {
 }
 
 int coord_run(coord *c, volatile sig_atomic_t *stop) {
+    char http[64] = "off";
+    if (c->http)
+        snprintf(http, sizeof http, "%u", http_port(c->http));
     rf_info(LOG, "coordinator ready workers=%s clients=%s redis=%s prefix=%s spool=%s blend=%s "
-                 "reason=\"%s\" jobs_recovered=%llu",
+                 "reason=\"%s\" jobs_recovered=%llu http_port=%s metrics=%s",
             c->cfg.worker_bind, c->cfg.client_bind, c->cfg.redis, c->cfg.prefix, c->spool,
             stitch_pool_backend(c->pool), stitch_pool_backend_reason(c->pool),
-            (unsigned long long)c->stats.jobs_recovered);
+            (unsigned long long)c->stats.jobs_recovered, http, c->cfg.metrics ? "on" : "off");
     uint64_t next_lease_check = rf_mono_ms() + 250, next_stats = 0;
     while (!*stop) {
         zmq_pollitem_t items[4] = {
@@ -296,6 +317,7 @@ int coord_run(coord *c, volatile sig_atomic_t *stop) {
         }
         coord_jobs_release_retries(c);
         coord_dispatch(c);
+        coord_metrics_tick(c, now);
         /* Heartbeats that waited in the socket while the loop was stuck
          * (a hung Redis answers each command after a timeout) must not
          * cost the workers their leases. */
@@ -315,6 +337,8 @@ int coord_run(coord *c, volatile sig_atomic_t *stop) {
     drain(c, c->commits_in, 1 << 30, on_commit_result);
     if (c->stats_dirty)
         write_stats(c);
+    c->mx.next_flush_ms = 0; /* the last counts too */
+    coord_metrics_tick(c, rf_mono_ms());
     coord_store_warn(c, store_flush(c->st), "state");
     rf_info(LOG, "coordinator stopping jobs_unfinished=%zu stale_frames=%llu stale_results=%llu",
             rf_map_len(c->jobs), (unsigned long long)c->stats.stale_frames,

@@ -27,6 +27,12 @@ typedef struct coord_config {
     unsigned max_attempts;  /* tries per segment before the job fails */
     unsigned retry_backoff_ms; /* wait before a failed segment's first retry; doubles */
     unsigned quarantine_ms;    /* how long a repeatedly failing worker gets no work */
+    int metrics;               /* write <p>metrics, <p>gauges, <p>ts:* (coord_metrics.c) */
+    unsigned metrics_interval_ms; /* one time-series sample per series this often */
+    unsigned metrics_retention_s; /* how much time series is kept */
+    const char *http_bind;     /* "host:port" of the dashboard and API; NULL: none */
+    const char *http_token;    /* bearer token submit/cancel need; NULL: none */
+    const char *chart_js;      /* Chart.js file the dashboard serves */
 } coord_config;
 
 typedef struct coord coord;

@@ -5,6 +5,7 @@
  *   coord_batch.c    batches: submission, pause / resume / cancel, totals
  *   client_api.c     the CLI's requests: routing, single submissions
  *   client_status.c  status, workers and logs replies
+ *   coord_metrics.c  counters, gauges and time series for the dashboards
  * Everything here is touched by the loop's thread only. */
 #ifndef COORD_INTERNAL_H
 #define COORD_INTERNAL_H
@@ -86,6 +87,9 @@ typedef struct coord_worker {
     int draining;           /* said so in a heartbeat: no new work */
     uint64_t last_seen_ms;
     uint32_t segments_done;
+    uint64_t frames_received; /* frames it delivered, all attempts */
+    uint64_t frames_at_flush; /* frames_received when its rate was last figured */
+    double fps;               /* its recent rate, smoothed */
     unsigned nslots;
     coord_slot slots[COORD_MAX_CAPACITY]; /* segments it holds */
 } coord_worker;
@@ -97,6 +101,7 @@ typedef struct coord_health {
     char last_blamed_job[RF_ID_MAX + 1];
     uint64_t quarantined_until_ms;     /* monotonic; 0: not quarantined */
     uint64_t quarantined_until_wall;   /* the same instant, wall clock, for Redis */
+    uint32_t failures;                 /* failed attempts, all jobs, blamed or not */
 } coord_health;
 
 typedef struct coord_stats {
@@ -106,7 +111,21 @@ typedef struct coord_stats {
     uint64_t segments_retried; /* failed segments queued again */
     uint64_t segments_lost;    /* segments re-queued because their worker was lost */
     uint64_t jobs_recovered;   /* unfinished jobs reloaded at start-up */
+    /* For <p>metrics (coord_metrics.c), not in <p>stats: */
+    uint64_t jobs_submitted, jobs_done, jobs_failed, jobs_cancelled;
+    uint64_t frames_stitched;  /* frames written to outputs */
+    uint64_t frames_received, bytes_received; /* frames (and their pixels) workers delivered */
 } coord_stats;
+
+/* What coord_metrics.c remembers between its writes. */
+#define COORD_MX_PRIOS 32
+typedef struct coord_mx {
+    coord_stats added;        /* counters as last added to <p>metrics */
+    coord_stats sampled;      /* counters at the last time-series sample */
+    uint64_t next_flush_ms, flushed_ms, next_sample_ms, sampled_ms; /* monotonic */
+    int prio[COORD_MX_PRIOS]; /* priorities that had queued work: their gauge */
+    unsigned nprio;           /* goes to 0 rather than vanishing */
+} coord_mx;
 
 struct coord {
     coord_config cfg;
@@ -126,6 +145,8 @@ struct coord {
     uint32_t delayed;  /* segments waiting out a retry backoff, all jobs */
     coord_stats stats;
     int stats_dirty;
+    coord_mx mx;
+    struct http_server *http; /* NULL unless --http */
 };
 
 /* coord.c */
@@ -222,6 +243,11 @@ void coord_status(coord *c, const Rfarm__StatusRequest *q, Rfarm__ClientReply *r
 void coord_workers_status(coord *c, Rfarm__ClientReply *reply, coord_scratch *sc);
 void coord_logs(coord *c, const Rfarm__LogsRequest *q, Rfarm__ClientReply *reply,
                 coord_scratch *sc);
+
+/* coord_metrics.c: write counters, gauges and per-worker figures about
+ * once a second, and a time-series sample every metrics interval (both
+ * only when metrics are on and Redis is there). */
+void coord_metrics_tick(coord *c, uint64_t now_ms);
 
 /* client_api.c: handle one request from the client socket. */
 void coord_client_request(coord *c);

@@ -203,6 +203,12 @@ void coord_job_finish(coord *c, coord_job *j, const char *state, const char *err
     coord_store_warn(c, store_event(c->st, state, j->spec->id, -1, NULL, error), "event");
     coord_job_log(c, j->spec->id, "job %s%s%s", state, error ? ": " : "", error ? error : "");
     coord_batch_job_ended(c, j, state);
+    if (strcmp(state, "done") == 0)
+        c->stats.jobs_done++;
+    else if (strcmp(state, "cancelled") == 0)
+        c->stats.jobs_cancelled++;
+    else
+        c->stats.jobs_failed++;
     sched_remove_job(c->sched, j);
     c->delayed -= j->delayed;
     rf_map_del(c->jobs, j->spec->id);
@@ -320,8 +326,10 @@ int coord_job_admit(coord *c, rf_spec *spec, const char *batch, char *err, size_
     char id[RF_ID_MAX + 1];
     snprintf(id, sizeof id, "%s", spec->id);
     coord_job *j;
+    c->stats.jobs_submitted++;
     if (job_build(c, spec, batch, &j, err, errlen) != 0) {
         store_job_state(c->st, id, "failed", err);
+        c->stats.jobs_failed++;
         return -1;
     }
     for (size_t k = 0; k < j->plan->n; k++)

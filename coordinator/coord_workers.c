@@ -128,6 +128,7 @@ void coord_health_failed(coord *c, coord_job *j, const char *worker, const char 
     coord_health *h = health_of(c, worker);
     if (!h)
         return;
+    h->failures++;
     if (n == JOB_FAILURES_BEFORE_KEPT_AWAY) {
         rf_warn(LOG, "worker kept away from job worker=%s job=%s failures=%u", worker, j->spec->id,
                 n);
@@ -529,6 +530,9 @@ static void on_frame(coord *c, coord_worker *w, const Rfarm__Frame *f, rf_parts 
         done += (size_t)r;
     }
     s->frames_recv++;
+    w->frames_received++;
+    c->stats.frames_received++;
+    c->stats.bytes_received += j->frame_bytes;
 }
 
 static void on_done(coord *c, coord_worker *w, const Rfarm__SegmentDone *d) {

@@ -1,4 +1,5 @@
 /* rfarm-coordinator — command line and signals; everything else is coord.c. */
+#include <errno.h>
 #include <getopt.h>
 #include <libavutil/log.h>
 #include <signal.h>
@@ -8,6 +9,9 @@
 
 #include "coord.h"
 #include "rf_util.h"
+
+#define DEFAULT_CHART_JS "/usr/share/javascript/chart.js/chart.min.js"
+#define TOKEN_MAX 512
 
 static volatile sig_atomic_t stop_requested;
 
@@ -32,6 +36,15 @@ static void usage(FILE *f) {
             "                       each failure, at most 30 s (default 1000)\n"
             "  --quarantine-ms MS   how long a worker that keeps failing gets no work\n"
             "                       (default 60000)\n"
+            "  --no-metrics         write no counters, gauges or time series to Redis\n"
+            "  --metrics-interval-ms MS  one time-series sample this often (default 5000)\n"
+            "  --metrics-retention-s S   time series kept this long (default 86400)\n"
+            "  --http [HOST:]PORT   serve the dashboard, JSON API and /metrics; HOST\n"
+            "                       defaults to 127.0.0.1 (default: no HTTP server)\n"
+            "  --http-token-file F  submit and cancel over HTTP need 'Authorization:\n"
+            "                       Bearer <the file's first line>' (or RFARM_HTTP_TOKEN)\n"
+            "  --chart-js PATH      Chart.js for the dashboard's charts\n"
+            "                       (default " DEFAULT_CHART_JS ")\n"
             "Environment RFARM_DEBUG=1 adds debug lines to the log.\n");
 }
 
@@ -44,6 +57,32 @@ static int parse_uint(const char *opt, const char *s, unsigned lo, unsigned hi, 
         return -1;
     }
     *out = (unsigned)v;
+    return 0;
+}
+
+/* The bearer token: from a file (its first line) or the environment, never
+ * from the command line, where any local user could read it. */
+static int load_token(const char *file, char *buf, size_t len) {
+    buf[0] = '\0';
+    if (file) {
+        FILE *f = fopen(file, "r");
+        if (!f) {
+            fprintf(stderr, "rfarm-coordinator: --http-token-file: cannot read %s: %s\n", file,
+                    strerror(errno));
+            return -1;
+        }
+        if (!fgets(buf, (int)len, f))
+            buf[0] = '\0';
+        fclose(f);
+        buf[strcspn(buf, "\r\n")] = '\0';
+        if (!buf[0]) {
+            fprintf(stderr, "rfarm-coordinator: --http-token-file: %s: first line is empty\n",
+                    file);
+            return -1;
+        }
+    } else if (getenv("RFARM_HTTP_TOKEN") && getenv("RFARM_HTTP_TOKEN")[0]) {
+        snprintf(buf, len, "%s", getenv("RFARM_HTTP_TOKEN"));
+    }
     return 0;
 }
 
@@ -61,7 +100,13 @@ int main(int argc, char **argv) {
         .max_attempts = 3,
         .retry_backoff_ms = 1000,
         .quarantine_ms = 60000,
+        .metrics = 1,
+        .metrics_interval_ms = 5000,
+        .metrics_retention_s = 86400,
+        .chart_js = DEFAULT_CHART_JS,
     };
+    const char *token_file = NULL;
+    char http_bind[300];
     static const struct option opts[] = {
         {"worker-bind", required_argument, 0, 'w'}, {"client-bind", required_argument, 0, 'c'},
         {"redis", required_argument, 0, 'r'},       {"prefix", required_argument, 0, 'p'},
@@ -70,6 +115,12 @@ int main(int argc, char **argv) {
         {"max-attempts", required_argument, 0, 'a'}, {"help", no_argument, 0, 'h'},
         {"retry-backoff-ms", required_argument, 0, 'b'},
         {"quarantine-ms", required_argument, 0, 'q'},
+        {"no-metrics", no_argument, 0, 'M'},
+        {"metrics-interval-ms", required_argument, 0, 'i'},
+        {"metrics-retention-s", required_argument, 0, 'R'},
+        {"http", required_argument, 0, 'H'},
+        {"http-token-file", required_argument, 0, 'T'},
+        {"chart-js", required_argument, 0, 'J'},
         {0, 0, 0, 0},
     };
     int ch;
@@ -106,6 +157,25 @@ int main(int argc, char **argv) {
             if (parse_uint("--quarantine-ms", optarg, 0, 86400000, &cfg.quarantine_ms) != 0)
                 return 2;
             break;
+        case 'M': cfg.metrics = 0; break;
+        case 'i':
+            if (parse_uint("--metrics-interval-ms", optarg, 100, 3600000,
+                           &cfg.metrics_interval_ms) != 0)
+                return 2;
+            break;
+        case 'R':
+            if (parse_uint("--metrics-retention-s", optarg, 1, 31536000,
+                           &cfg.metrics_retention_s) != 0)
+                return 2;
+            break;
+        case 'H':
+            /* A bare port listens on loopback only: exposing the API is a choice. */
+            snprintf(http_bind, sizeof http_bind, "%s%s", strchr(optarg, ':') ? "" : "127.0.0.1:",
+                     optarg);
+            cfg.http_bind = http_bind;
+            break;
+        case 'T': token_file = optarg; break;
+        case 'J': cfg.chart_js = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -114,6 +184,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "rfarm-coordinator: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
+    static char token[TOKEN_MAX];
+    if (load_token(token_file, token, sizeof token) != 0)
+        return 2;
+    cfg.http_token = token[0] ? token : NULL;
     if (cfg.heartbeat_ms * 2 > cfg.lease_ms)
         cfg.heartbeat_ms = cfg.lease_ms / 3 ? cfg.lease_ms / 3 : 1;
     av_log_set_level(AV_LOG_ERROR);

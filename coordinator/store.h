@@ -18,11 +18,15 @@
  *   <p>worker:<id>         hash  id engines gpus capacity compute hostname pid
  *                                state last_seen_ms segments_done
  *                                fail_streak quarantined_until_ms
- *                                kept_from_jobs last_error current
+ *                                kept_from_jobs last_error current fps
+ *                                frames_done failures
  *   <p>workers             set   worker ids ever seen
  *   <p>events              stream (capped) type job seg worker msg
  *   <p>stats               hash  counters (stale_frames, segments_retried...)
  *   <p>job:<id>:log        list  (capped) "<ts_ms> <text>": events, engine stderr
+ *   <p>metrics             hash  counters since the farm's first start
+ *   <p>gauges              hash  current values (queue depth, workers alive...)
+ *   <p>ts:<series>         stream (capped) one sample `v` per interval
  *   <p>batch:<id>          hash  id name state created_ms jobs jobs_done
  *                                jobs_failed jobs_cancelled frames_to_render
  *                                frames_rendered
@@ -145,6 +149,11 @@ int store_seg_read(store *s, const char *job, uint32_t seg, store_field_fn field
                    char *err, size_t errlen);
 int store_worker_read(store *s, const char *id, store_field_fn field, void *ctx, char *err,
                       size_t errlen);
+/* Every segment record of a job (pipelined), field by field with its
+ * index; 0 or -1 (err set). */
+int store_segs_read(store *s, const char *job, uint32_t nseg,
+                    void (*field)(void *ctx, uint32_t k, const char *name, const char *value),
+                    void *ctx, char *err, size_t errlen);
 /* Members of <p>jobs:active / <p>workers, one callback each; returns how
  * many, or -1 (err set). */
 int store_active_jobs(store *s, void (*id)(void *ctx, const char *job), void *ctx, char *err,
@@ -187,6 +196,26 @@ typedef struct store_batch_totals {
     uint64_t frames_rendered, frames_to_render;
 } store_batch_totals;
 int store_batch_recount(store *s, const char *id, const char *state, store_batch_totals *t);
+
+/* ---- metrics (store_metrics.c) ---- */
+
+/* HINCRBY each non-zero delta into <p>metrics. */
+int store_metrics_add(store *s, const store_stat *deltas, size_t n);
+/* HSET the gauges into <p>gauges. */
+int store_gauges(store *s, const store_stat *gauges, size_t n);
+/* A worker's rate and totals in its <p>worker:<id> record. */
+int store_worker_figures(store *s, const char *id, double fps, uint64_t frames_done,
+                         uint32_t failures);
+/* Append a sample to the capped stream <p>ts:<series>. */
+int store_series_add(store *s, const char *series, double value, unsigned maxlen);
+/* HGETALL <p><which> ("metrics", "gauges", "stats"): as store_hash_read. */
+int store_metrics_read(store *s, const char *which, store_field_fn field, void *ctx, char *err,
+                       size_t errlen);
+/* Samples of a series since since_ms (0: all), at most the newest `max`,
+ * oldest first; returns how many or -1. */
+int store_series_read(store *s, const char *series, uint64_t since_ms, size_t max,
+                      void (*sample)(void *ctx, uint64_t ts_ms, double value), void *ctx,
+                      char *err, size_t errlen);
 
 /* Last Redis error, for logs. */
 const char *store_last_error(const store *s);

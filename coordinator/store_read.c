@@ -111,3 +111,48 @@ int store_recent_jobs(store *s, size_t max, char (*ids)[RF_ID_MAX + 1], char *er
     snprintf(zk, sizeof zk, "%sjobs", s->prefix);
     return store_zrange(s, zk, 1, max, ids, err, errlen);
 }
+
+typedef struct segs_read {
+    uint32_t first;
+    void (*field)(void *ctx, uint32_t k, const char *name, const char *value);
+    void *ctx;
+} segs_read;
+
+static void seg_reply(void *ctx, size_t i, const redisReply *r) {
+    const segs_read *sr = ctx;
+    if (r->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t f = 0; f + 1 < r->elements; f += 2)
+        sr->field(sr->ctx, sr->first + (uint32_t)i, r->element[f]->str, r->element[f + 1]->str);
+}
+
+int store_segs_read(store *s, const char *job, uint32_t nseg,
+                    void (*field)(void *ctx, uint32_t k, const char *name, const char *value),
+                    void *ctx, char *err, size_t errlen) {
+    store_argv *cmds = malloc(STORE_PIPELINE_BATCH * sizeof *cmds);
+    char(*keys)[256] = malloc(STORE_PIPELINE_BATCH * sizeof *keys); /* argv points into it */
+    if (!cmds || !keys) {
+        free(cmds);
+        free(keys);
+        snprintf(err, errlen, "store: out of memory");
+        return -1;
+    }
+    int rc = 0;
+    for (uint32_t first = 0; first < nseg && rc == 0; first += STORE_PIPELINE_BATCH) {
+        size_t n = nseg - first < STORE_PIPELINE_BATCH ? nseg - first : STORE_PIPELINE_BATCH;
+        for (size_t i = 0; i < n; i++) {
+            store_key(s, keys[i], sizeof keys[i], "job:%s:seg:%ld", job, (long)(first + i));
+            cmds[i].n = 0;
+            store_arg(&cmds[i], "HGETALL");
+            store_arg(&cmds[i], keys[i]);
+        }
+        segs_read sr = {.first = first, .field = field, .ctx = ctx};
+        if (store_run_pipelined_each(s, cmds, n, seg_reply, &sr) != 0) {
+            snprintf(err, errlen, "store: %s", s->last_err);
+            rc = -1;
+        }
+    }
+    free(cmds);
+    free(keys);
+    return rc;
+}

@@ -150,3 +150,16 @@ int rf_id_valid(const char *s) {
     return n >= 1 && n <= 64 && s[0] != '.' &&
            strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
 }
+
+void rf_rate_eta(uint64_t started_ms, uint64_t end_ms, uint64_t done, uint64_t total,
+                 double *rate, double *eta) {
+    *rate = 0;
+    *eta = -1;
+    if (!started_ms || end_ms <= started_ms)
+        return;
+    *rate = (double)done * 1000.0 / (double)(end_ms - started_ms);
+    if (done >= total)
+        *eta = 0;
+    else if (*rate > 0)
+        *eta = (double)(total - done) / *rate;
+}

@@ -35,6 +35,12 @@ int rf_id_valid(const char *s);
  * optional spaces), e.g. rf_list_has("synthetic, exec", "exec"). */
 int rf_list_has(const char *list, const char *item);
 
+/* Progress figures of work started at started_ms (wall ms; 0: not yet) with
+ * `done` of `total` units by end_ms: units per second since it started, and
+ * seconds left at that rate (-1 when unknown, 0 when done). */
+void rf_rate_eta(uint64_t started_ms, uint64_t end_ms, uint64_t done, uint64_t total,
+                 double *rate, double *eta);
+
 /* snprintf that reports truncation as failure: 0 when it fit, -1 otherwise. */
 int rf_fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

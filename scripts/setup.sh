@@ -10,7 +10,7 @@ PACKAGES=(
   build-essential cmake pkg-config python3
   libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libhiredis-dev
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
-  libjansson-dev libcmocka-dev libopenblas-dev redis-server redis-tools ffmpeg python3-yaml
+  libjansson-dev libcmocka-dev libopenblas-dev libmicrohttpd-dev libjs-chart.js redis-server redis-tools ffmpeg python3-yaml
 )
 
 missing=()
