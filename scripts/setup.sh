@@ -11,6 +11,7 @@ PACKAGES=(
   libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libhiredis-dev
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
   libjansson-dev libcmocka-dev libopenblas-dev libmicrohttpd-dev libjs-chart.js redis-server redis-tools ffmpeg python3-yaml
+  python3-venv chromium chromium-driver
 )
 
 missing=()

@@ -8,6 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh build
+# Test tooling from PyPI (selenium, prometheus_client), in a venv of its own.
+if [ ! -x .test-venv/bin/python3 ] || ! .test-venv/bin/python3 -c 'import selenium, prometheus_client' 2>/dev/null; then
+  /usr/bin/python3 -m venv .test-venv
+  .test-venv/bin/pip install -q -r tests/requirements.txt
+fi
 (cd build && ctest --output-on-failure -j2)
 
 scripts/setup.sh build-asan -DRFARM_SANITIZE=ON -DRFARM_CUDA=OFF
