@@ -1,0 +1,199 @@
+/* nn kernels against plain double-precision definitions: the blocked
+ * attention over more query rows than one block, with strided q/k/v; the
+ * rotary embedding as a rotation of complex pairs; the split RMS norm
+ * equal to the whole one; layer norm, products with transposes and empty
+ * products. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "nn.h"
+
+static uint64_t rng_state = 88172645463325252ull;
+
+static float frand(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((rng_state >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+static float *rand_buf(size_t n) {
+    float *p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = frand();
+    return p;
+}
+
+static void test_attention_matches_definition(void **state) {
+    (void)state;
+    /* 300 query rows: more than two blocks, the last one partial. */
+    enum { NQ = 300, NK = 77, HEADS = 3, HD = 8, LDQ = 40, LDK = 50, LDV = 30, LDO = 28 };
+    float *q = rand_buf((size_t)NQ * LDQ), *k = rand_buf((size_t)NK * LDK);
+    float *v = rand_buf((size_t)NK * LDV), *o = calloc((size_t)NQ * LDO, sizeof(float));
+    for (size_t i = 0; i < (size_t)NQ * LDQ; i++)
+        q[i] *= 3.0f; /* peaky softmax rows */
+    float *work = malloc(kn_attention_workspace(NQ, NK) * sizeof(float));
+    kn_attention(q, LDQ, k, LDK, v, LDV, o, LDO, NQ, NK, HEADS, HD, work);
+    double worst = 0.0;
+    for (int h = 0; h < HEADS; h++)
+        for (int i = 0; i < NQ; i++) {
+            double s[NK], mx = -1e300, sum = 0.0;
+            for (int j = 0; j < NK; j++) {
+                double d = 0.0;
+                for (int c = 0; c < HD; c++)
+                    d += (double)q[i * LDQ + h * HD + c] * k[j * LDK + h * HD + c];
+                s[j] = d / sqrt((double)HD);
+                mx = s[j] > mx ? s[j] : mx;
+            }
+            for (int j = 0; j < NK; j++)
+                sum += s[j] = exp(s[j] - mx);
+            for (int c = 0; c < HD; c++) {
+                double r = 0.0;
+                for (int j = 0; j < NK; j++)
+                    r += s[j] / sum * v[j * LDV + h * HD + c];
+                double e = fabs(r - o[i * LDO + h * HD + c]);
+                worst = e > worst ? e : worst;
+            }
+        }
+    assert_true(worst < 1e-5);
+    /* columns past heads*hd in o are not touched */
+    for (int i = 0; i < NQ; i++)
+        for (int c = HEADS * HD; c < LDO; c++)
+            assert_true(o[i * LDO + c] == 0.0f);
+    free(q), free(k), free(v), free(o), free(work);
+}
+
+static void test_rope_rotates_pairs(void **state) {
+    (void)state;
+    enum { F = 3, H = 4, W = 5, HD = 20, HEADS = 2, N = F * H * W };
+    float *cs = malloc((size_t)N * HD / 2 * sizeof(float)), *sn = malloc((size_t)N * HD / 2 * sizeof(float));
+    kn_rope3d_tables(F, H, W, HD, 10000.0, cs, sn);
+    float *x = rand_buf((size_t)N * HEADS * HD), *x0 = malloc((size_t)N * HEADS * HD * sizeof(float));
+    memcpy(x0, x, (size_t)N * HEADS * HD * sizeof(float));
+    kn_rope_apply(x, HEADS * HD, N, HEADS, HD, cs, sn);
+    /* hd 20: width and height parts 2*(20/6) = 6 channels, time part 8 */
+    const int dt = 8, dh = 6;
+    for (int f = 0; f < F; f++)
+        for (int hh = 0; hh < H; hh++)
+            for (int w = 0; w < W; w++) {
+                int t = (f * H + hh) * W + w;
+                for (int h = 0; h < HEADS; h++)
+                    for (int j = 0; j < HD / 2; j++) {
+                        int pos, jj, dp;
+                        if (j < dt / 2)
+                            pos = f, jj = j, dp = dt;
+                        else if (j < dt / 2 + dh / 2)
+                            pos = hh, jj = j - dt / 2, dp = dh;
+                        else
+                            pos = w, jj = j - dt / 2 - dh / 2, dp = dh;
+                        double ang = pos * pow(10000.0, -2.0 * jj / dp);
+                        const float *a = x0 + (size_t)t * HEADS * HD + h * HD + 2 * j;
+                        const float *b = x + (size_t)t * HEADS * HD + h * HD + 2 * j;
+                        double re = a[0] * cos(ang) - a[1] * sin(ang);
+                        double im = a[0] * sin(ang) + a[1] * cos(ang);
+                        assert_true(fabs(re - b[0]) < 1e-5 && fabs(im - b[1]) < 1e-5);
+                    }
+            }
+    free(cs), free(sn), free(x), free(x0);
+}
+
+static void test_split_rms_norm_equals_whole(void **state) {
+    (void)state;
+    enum { N = 5, D = 24, LD = 30, CUT = 10 };
+    float *x = rand_buf((size_t)N * LD), *y = malloc((size_t)N * LD * sizeof(float));
+    float *w = rand_buf(D), sums[N], part[N];
+    memcpy(y, x, (size_t)N * LD * sizeof(float));
+    kn_rms_norm(x, LD, N, D, w, 1e-6f, sums);
+    /* two "ranks": columns [0, CUT) and [CUT, D), sums added in between */
+    kn_sumsq_rows(y, LD, N, CUT, sums);
+    kn_sumsq_rows(y + CUT, LD, N, D - CUT, part);
+    for (int i = 0; i < N; i++)
+        sums[i] += part[i];
+    kn_rms_scale(y, LD, N, CUT, sums, D, w, 1e-6f);
+    kn_rms_scale(y + CUT, LD, N, D - CUT, sums, D, w + CUT, 1e-6f);
+    for (int i = 0; i < N; i++) {
+        double ss = 0.0;
+        for (int j = 0; j < D; j++)
+            ss += (double)y[i * LD + j] / w[j] * y[i * LD + j] / w[j];
+        assert_true(fabs(ss / D - 1.0) < 1e-4); /* unit RMS before the weights */
+        for (int j = 0; j < D; j++)
+            assert_true(fabsf(x[i * LD + j] - y[i * LD + j]) < 1e-6f);
+    }
+    free(x), free(y), free(w);
+}
+
+static void test_layer_norm_and_elementwise(void **state) {
+    (void)state;
+    enum { N = 4, D = 33 };
+    float *x = rand_buf((size_t)N * D), *y = malloc((size_t)N * D * sizeof(float));
+    float *w = rand_buf(D), *b = rand_buf(D);
+    for (int i = 0; i < N * D; i++)
+        x[i] = 1000.0f + x[i]; /* far from zero: the variance must survive */
+    kn_layer_norm(x, y, N, D, w, b, 1e-6f);
+    for (int i = 0; i < N; i++) {
+        double m = 0, v = 0;
+        for (int j = 0; j < D; j++)
+            m += x[i * D + j];
+        m /= D;
+        for (int j = 0; j < D; j++)
+            v += (x[i * D + j] - m) * (x[i * D + j] - m);
+        v /= D;
+        for (int j = 0; j < D; j++) {
+            double want = (x[i * D + j] - m) / sqrt(v + 1e-6) * w[j] + b[j];
+            assert_true(fabs(want - y[i * D + j]) < 1e-3);
+        }
+    }
+    float g[3] = {-3.0f, 0.0f, 2.0f};
+    kn_gelu_tanh(g, 3);
+    assert_true(fabsf(g[0] - -0.003637392f) < 1e-6f && g[1] == 0.0f && fabsf(g[2] - 1.954597694f) < 1e-6f);
+    float s[2] = {-1.0f, 2.0f};
+    kn_silu(s, 2);
+    assert_true(fabsf(s[0] - -0.26894142f) < 1e-6f && fabsf(s[1] - 1.76159416f) < 1e-6f);
+    float r[2] = {1.0f, 1.0f}, yy[2] = {2.0f, 3.0f}, bb[2] = {1.0f, -1.0f}, gg[2] = {0.5f, 2.0f};
+    kn_residual_add(r, 1, 2, yy, 2, bb, gg);
+    assert_true(r[0] == 2.5f && r[1] == 5.0f);
+    float mm[2] = {2.0f, 4.0f}, sc[2] = {1.0f, -0.5f}, sh[2] = {0.5f, 1.0f};
+    kn_modulate(mm, 1, 2, sc, sh);
+    assert_true(mm[0] == 4.5f && mm[1] == 3.0f);
+    free(x), free(y), free(w), free(b);
+}
+
+static void test_sgemm_transposes_and_empty(void **state) {
+    (void)state;
+    /* A [2,3], B [3,2]: C = A B, and the same through stored transposes */
+    float A[6] = {1, 2, 3, 4, 5, 6}, B[6] = {1, 0, 0, 1, 1, 1};
+    float At[6] = {1, 4, 2, 5, 3, 6}, Bt[6] = {1, 0, 1, 0, 1, 1};
+    float C[4], D[4];
+    kn_sgemm(0, 0, 2, 2, 3, 1.0f, A, 3, B, 2, 0.0f, C, 2);
+    kn_sgemm(1, 1, 2, 2, 3, 1.0f, At, 2, Bt, 3, 0.0f, D, 2);
+    float want[4] = {4, 5, 10, 11};
+    assert_memory_equal(C, want, sizeof want);
+    assert_memory_equal(D, want, sizeof want);
+    /* K = 0: the product is zero, so C = beta * C */
+    float E[4] = {1, 2, 3, 4};
+    kn_sgemm(0, 1, 2, 2, 0, 1.0f, A, 0, B, 0, 0.0f, E, 2);
+    for (int i = 0; i < 4; i++)
+        assert_true(E[i] == 0.0f);
+    float y[3] = {7, 7, 7};
+    kn_linear(A, 3, 1, 3, B, NULL, 0, y, 0); /* no outputs: nothing written */
+    assert_true(y[0] == 7.0f);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_attention_matches_definition),
+        cmocka_unit_test(test_rope_rotates_pairs),
+        cmocka_unit_test(test_split_rms_norm_equals_whole),
+        cmocka_unit_test(test_layer_norm_and_elementwise),
+        cmocka_unit_test(test_sgemm_transposes_and_empty),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
