@@ -287,8 +287,8 @@ static void run_fixture(const char *name) {
     double dt = 0, ds = 0;
     for (int i = 0; i < steps; i++) dt = fmax(dt, fabs((double)ts[i] - fm_sched_timestep(s, i)));
     for (int i = 0; i <= steps; i++) ds = fmax(ds, fabs((double)sg[i] - fm_sched_sigma(s, i)));
-    print_message("  %s: %s steps=%d order=%d max|dt|=%g max|dsigma|=%g\n", name,
-                  c.kind == FM_EULER ? "euler" : "unipc", steps, c.solver_order, dt, ds);
+    print_message("  %s: %s shift=%g steps=%d max|dt|=%g max|dsigma|=%g\n", name,
+                  c.kind == FM_EULER ? "euler" : "unipc", c.shift, steps, dt, ds);
     assert_true(dt == 0.0);
     assert_true(ds == 0.0);
 
@@ -321,6 +321,7 @@ static void run_fixture(const char *name) {
 static void test_fixture_euler_a(void **state) { (void)state; run_fixture("sched_euler_a"); }
 static void test_fixture_unipc_a(void **state) { (void)state; run_fixture("sched_unipc_a"); }
 static void test_fixture_unipc_b(void **state) { (void)state; run_fixture("sched_unipc_b"); }
+static void test_fixture_unipc_c(void **state) { (void)state; run_fixture("sched_unipc_c"); }
 
 int main(int argc, char **argv) {
     if (argc > 1) fixture_dir = argv[1];
@@ -334,6 +335,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_fixture_euler_a),
         cmocka_unit_test(test_fixture_unipc_a),
         cmocka_unit_test(test_fixture_unipc_b),
+        cmocka_unit_test(test_fixture_unipc_c),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
