@@ -35,12 +35,13 @@ void http_json(http_resp *out, unsigned status, json_t *v) {
     out->status = status;
     out->type = "application/json";
     out->body = v ? json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
-    out->len = out->body ? strlen(out->body) : 0;
     json_decref(v);
-    if (v && !out->body) {
+    if (!out->body) {
         out->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
         out->type = "text/plain";
+        out->body = strdup("cannot build the reply (out of memory?)\n");
     }
+    out->len = out->body ? strlen(out->body) : 0;
 }
 
 void http_error(http_resp *out, unsigned status, const char *fmt, ...) {
@@ -49,7 +50,13 @@ void http_error(http_resp *out, unsigned status, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    http_json(out, status, json_pack("{s:s}", "error", msg));
+    /* json_string refuses bytes that are not UTF-8; such a message still
+     * reaches the caller, its odd bytes as '?'. */
+    json_t *s = json_string(msg);
+    for (char *p = msg; !s && *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    http_json(out, status, json_pack("{s:o}", "error", s ? s : json_string(msg)));
 }
 
 /* Equal strings, in a time that does not depend on where they differ. */

@@ -359,9 +359,9 @@ static void submit(http_server *h, const http_req *r, http_resp *out) {
     }
     const char *path = json_string_value(json_object_get(json_object_get(spec, "output"), "path"));
     if (path && path[0] != '/') {
-        json_decref(spec);
         http_error(out, MHD_HTTP_BAD_REQUEST, "output.path: must be absolute over HTTP (relative "
-                   "to what? the coordinator's directory is not the caller's): '%s'", path);
+                   "to what? the coordinator's directory is not the caller's): '%.300s'", path);
+        json_decref(spec);
         return;
     }
     json_decref(spec);

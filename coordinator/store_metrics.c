@@ -3,7 +3,7 @@
  *
  *   <p>metrics       hash    counters since the farm's first start (HINCRBY)
  *   <p>gauges        hash    current values, rewritten about once a second
- *   <p>ts:<series>   stream  one sample `v` per interval, capped (MAXLEN ~)
+ *   <p>ts:<series>   stream  one sample `v` per interval, capped (MAXLEN)
  *   <p>worker:<id>   hash    + fps frames_done failures (per-worker figures)
  *
  * Counters only ever grow, so a reader can difference two reads; a
@@ -75,10 +75,11 @@ int store_series_add(store *s, const char *series, double value, unsigned maxlen
     snprintf(k, sizeof k, "%sts:%s", s->prefix, series);
     snprintf(v, sizeof v, "%.6g", value);
     store_argv h = {0};
+    /* Exact trimming: "~" would keep up to a whole stream node (100
+     * entries) more, and retention is a promise to the operator. */
     store_arg(&h, "XADD");
     store_arg(&h, k);
     store_arg(&h, "MAXLEN");
-    store_arg(&h, "~");
     store_arg_u64(&h, maxlen ? maxlen : 1);
     store_arg(&h, "*");
     store_arg(&h, "v");
