@@ -215,7 +215,9 @@ static int parse_object(json_t *root, fm_sched_config *out, char *err, size_t er
         }
         const json_t *pt = json_object_get(root, "prediction_type");
         if (!json_is_string(pt) || strcmp(json_string_value(pt), "flow_prediction") != 0) {
-            snprintf(err, errlen, "scheduler config: 'prediction_type' must be \"flow_prediction\"");
+            snprintf(err, errlen, "scheduler config: 'prediction_type' is %s%s%s; only \"flow_prediction\" is "
+                     "supported", json_is_string(pt) ? "\"" : "", json_is_string(pt) ? json_string_value(pt)
+                     : (pt ? "not a string" : "missing (diffusers' default: epsilon)"), json_is_string(pt) ? "\"" : "");
             return -1;
         }
     }

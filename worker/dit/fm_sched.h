@@ -73,7 +73,7 @@ float fm_sched_sigma(const fm_sched *s, int i);
 /* Advance `sample` (n floats, updated in place) by step i given the model's
  * (guided) velocity prediction at that sample. Steps come in order; i == 0
  * starts a new trajectory and fixes n for it. The scheduler keeps copies of
- * what UniPC needs (it holds (order + 1) * n floats after the first step). */
+ * what UniPC needs (it holds (order + 2) * n floats after the first step). */
 int fm_sched_step(fm_sched *s, int i, const float *model_output, float *sample, size_t n,
                   char *err, size_t errlen);
 
