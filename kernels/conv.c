@@ -83,8 +83,8 @@ int kn_conv_3d(const float *const *in, int n_in, int cin, int h, int w, const fl
                const float *bias, int cout, int kt, int kh, int kw, float *out, float *scratch,
                size_t scratch_n)
 {
-    if (cin <= 0 || cout <= 0 || h <= 0 || w <= 0 || kt <= 0 || kh <= 0 || kw <= 0 ||
-        kh % 2 == 0 || kw % 2 == 0 || n_in < kt)
+    if (cin <= 0 || cout <= 0 || h <= 0 || w <= 0 || kt <= 0 || kh <= 0 || kw <= 0 || kh % 2 == 0 ||
+        kw % 2 == 0 || n_in < kt)
         return -1;
     size_t hw = (size_t)h * (size_t)w;
     size_t kdim = (size_t)cin * (size_t)kt * (size_t)kh * (size_t)kw;

@@ -250,7 +250,8 @@ static void decode_is_causal_and_clamped(void **state)
     for (int k = 1; k < T; k++) {
         float *sub = malloc((size_t)z * k * hw * sizeof *sub);
         for (int c = 0; c < z; c++)
-            memcpy(sub + (size_t)c * k * hw, lat + (size_t)c * T * hw, (size_t)k * hw * sizeof *sub);
+            memcpy(sub + (size_t)c * k * hw, lat + (size_t)c * T * hw,
+                   (size_t)k * hw * sizeof *sub);
         int Fk = wan_vae_out_frames(k);
         float *part = malloc((size_t)3 * Fk * HW * sizeof *part);
         if (wan_vae_decode(v, sub, k, h, w, part, err, sizeof err))
@@ -401,7 +402,8 @@ static void config_defaults_are_wan21(void **state)
     assert_int_equal(c.z_dim, 16);
     assert_int_equal(c.n_levels, 4);
     assert_int_equal(c.scale_factor_spatial, 8);
-    assert_true(c.temperal_downsample[0] == 0 && c.temperal_downsample[1] && c.temperal_downsample[2]);
+    assert_true(c.temperal_downsample[0] == 0 && c.temperal_downsample[1] &&
+                c.temperal_downsample[2]);
     assert_true(fabsf(c.latents_std[15] - 1.9160f) < 1e-6f);
     int n = wan_vae_expected_tensors(&c, NULL, 0);
     assert_true(n > 100);

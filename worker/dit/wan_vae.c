@@ -275,8 +275,7 @@ int wan_vae_expected_tensors(const wan_vae_config *cfg, wan_vae_tensor_spec *out
     return n;
 }
 
-int wan_vae_new(const wan_vae_config *cfg, st_set *weights, wan_vae **out, char *err,
-                size_t errlen)
+int wan_vae_new(const wan_vae_config *cfg, st_set *weights, wan_vae **out, char *err, size_t errlen)
 {
     if (wan_vae_config_check(cfg, err, errlen))
         return -1;
@@ -395,7 +394,8 @@ static int cache_push(vstate *s, vcache *c, const float *x, int t, size_t frame,
     int total = c->n + t, m = total < keep ? total : keep, first = total - m;
     for (int j = 0; j < m; j++) {
         int src = first + j;
-        const float *from = src < c->n ? c->buf + (size_t)src * frame : x + (size_t)(src - c->n) * frame;
+        const float *from =
+            src < c->n ? c->buf + (size_t)src * frame : x + (size_t)(src - c->n) * frame;
         float *to = c->buf + (size_t)j * frame;
         if (from != to)
             memmove(to, from, frame * sizeof *to);
@@ -503,7 +503,8 @@ static int attn_run(vstate *s, const vattn *at, float *x, int t, int h, int w)
         if (conv_run(s, &at->qkv, nx, 1, h, w, qkv))
             goto done;
         if (kn_conv_attn(qkv, qkv + fr, qkv + 2 * fr, c, n, o, s->scratch, s->scratch_n)) {
-            snprintf(s->err, s->errlen, "wan_vae: attention over %d pixels refused its arguments", n);
+            snprintf(s->err, s->errlen, "wan_vae: attention over %d pixels refused its arguments",
+                     n);
             goto done;
         }
         if (conv_run(s, &at->proj, o, 1, h, w, p))
@@ -538,22 +539,22 @@ static float *up_run(vstate *s, const vup *u, float *x, int *t, int *h, int *w)
         x = y;
         *t *= 2;
     }
+    /* One frame at a time: the upsampled frame at full width is the
+     * largest tensor of the decoder (192 channels at 480x832 is 300 MB),
+     * and the conv right after it shrinks it by half. */
     int h2 = 2 * *h, w2 = 2 * *w;
-    size_t hw2 = (size_t)h2 * (size_t)w2;
-    float *big = st_alloc(s, (size_t)*t * (size_t)c * hw2);
-    if (!big) {
-        free(x);
-        return NULL;
-    }
-    kn_conv_upsample2x(x, *t, c, *h, *w, big);
-    free(x);
-    float *out = st_alloc(s, (size_t)*t * (size_t)u->resample.cout * hw2);
-    if (!out || conv_run(s, &u->resample, big, *t, h2, w2, out)) {
-        free(out);
-        free(big);
-        return NULL;
+    size_t hw2 = (size_t)h2 * (size_t)w2, co = (size_t)u->resample.cout;
+    float *big = st_alloc(s, (size_t)c * hw2);
+    float *out = big ? st_alloc(s, (size_t)*t * co * hw2) : NULL;
+    for (int f = 0; out && f < *t; f++) {
+        kn_conv_upsample2x(x + (size_t)f * (size_t)c * hw, 1, c, *h, *w, big);
+        if (conv_run(s, &u->resample, big, 1, h2, w2, out + (size_t)f * co * hw2)) {
+            free(out);
+            out = NULL;
+        }
     }
     free(big);
+    free(x);
     *h = h2, *w = w2;
     return out;
 }
@@ -614,7 +615,8 @@ int wan_vae_decode(wan_vae *v, const float *latents, int T, int h, int w, float 
 {
     const wan_vae_config *c = &v->cfg;
     int sf = c->scale_factor_spatial;
-    if (T < 1 || h < 1 || w < 1 || (size_t)h * (size_t)w * (size_t)sf * (size_t)sf > ((size_t)1 << 31)) {
+    if (T < 1 || h < 1 || w < 1 ||
+        (size_t)h * (size_t)w * (size_t)sf * (size_t)sf > ((size_t)1 << 31)) {
         snprintf(err, errlen, "wan_vae_decode: latent size T=%d h=%d w=%d unsupported", T, h, w);
         return -1;
     }
@@ -648,8 +650,8 @@ int wan_vae_decode(wan_vae *v, const float *latents, int T, int h, int w, float 
             goto done;
         int f0 = i == 0 ? 0 : 1 + 4 * (i - 1);
         if ((size_t)H * (size_t)W != big_hw || f0 + t > n_out || t != (i == 0 ? 1 : 4)) {
-            snprintf(err, errlen, "wan_vae_decode: chunk %d came out as %d frames of %dx%d", i, t, H,
-                     W);
+            snprintf(err, errlen, "wan_vae_decode: chunk %d came out as %d frames of %dx%d", i, t,
+                     H, W);
             free(out);
             goto done;
         }

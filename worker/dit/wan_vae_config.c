@@ -15,8 +15,8 @@
 #include "wan_vae.h"
 
 /* AutoencoderKLWan's defaults for the 16-channel Wan2.1 latent space. */
-static const float default_mean[16] = {-0.7571f, -0.7089f, -0.9113f, 0.1075f, -0.1745f, 0.9653f,
-                                       -0.1517f, 1.5508f,  0.4134f,  -0.0715f, 0.5517f, -0.3632f,
+static const float default_mean[16] = {-0.7571f, -0.7089f, -0.9113f, 0.1075f,  -0.1745f, 0.9653f,
+                                       -0.1517f, 1.5508f,  0.4134f,  -0.0715f, 0.5517f,  -0.3632f,
                                        -0.1922f, -0.9497f, 0.2503f,  -0.2921f};
 static const float default_std[16] = {2.8184f, 1.4541f, 2.3275f, 2.6558f, 1.2196f, 1.7708f,
                                       2.6052f, 2.0743f, 3.2687f, 2.1526f, 2.8652f, 1.5579f,
@@ -42,8 +42,8 @@ int wan_vae_config_check(const wan_vae_config *c, char *err, size_t errlen)
         return -1;
     }
     if (c->n_levels < 1 || c->n_levels > WAN_VAE_MAX_LEVELS) {
-        snprintf(err, errlen, "wan_vae config: dim_mult has %d entries, expected 1..%d", c->n_levels,
-                 WAN_VAE_MAX_LEVELS);
+        snprintf(err, errlen, "wan_vae config: dim_mult has %d entries, expected 1..%d",
+                 c->n_levels, WAN_VAE_MAX_LEVELS);
         return -1;
     }
     for (int i = 0; i < c->n_levels; i++) {
@@ -171,14 +171,16 @@ static int apply_key(wan_vae_config *c, const char *key, json_t *v, int *n_mean,
     }
     if (!strcmp(key, "temperal_downsample")) {
         if (!json_is_array(v) || json_array_size(v) > WAN_VAE_MAX_LEVELS - 1) {
-            snprintf(err, errlen, "wan_vae config: 'temperal_downsample' must be an array of booleans");
+            snprintf(err, errlen,
+                     "wan_vae config: 'temperal_downsample' must be an array of booleans");
             return -1;
         }
         *n_tdown = (int)json_array_size(v);
         for (int i = 0; i < *n_tdown; i++) {
             json_t *e = json_array_get(v, (size_t)i);
             if (!json_is_boolean(e)) {
-                snprintf(err, errlen, "wan_vae config: 'temperal_downsample'[%d] is not a boolean", i);
+                snprintf(err, errlen, "wan_vae config: 'temperal_downsample'[%d] is not a boolean",
+                         i);
                 return -1;
             }
             c->temperal_downsample[i] = json_is_true(e);
@@ -207,9 +209,10 @@ static int apply_key(wan_vae_config *c, const char *key, json_t *v, int *n_mean,
     }
     if (!strcmp(key, "is_residual")) {
         if (!json_is_boolean(v) || json_is_true(v)) {
-            snprintf(err, errlen,
-                     "wan_vae config: 'is_residual' must be false (residual up blocks are the Wan2.2 "
-                     "VAE; this decoder implements Wan2.1's)");
+            snprintf(
+                err, errlen,
+                "wan_vae config: 'is_residual' must be false (residual up blocks are the Wan2.2 "
+                "VAE; this decoder implements Wan2.1's)");
             return -1;
         }
         return 0;
@@ -229,8 +232,8 @@ static int apply_key(wan_vae_config *c, const char *key, json_t *v, int *n_mean,
             *(temporal ? sf_t_null : sf_s_null) = 1;
             return 0;
         }
-        return get_int(v, key, temporal ? &c->scale_factor_temporal : &c->scale_factor_spatial,
-                       err, errlen);
+        return get_int(v, key, temporal ? &c->scale_factor_temporal : &c->scale_factor_spatial, err,
+                       errlen);
     }
     snprintf(err, errlen,
              "wan_vae config: unknown key '%s' (not an AutoencoderKLWan argument this decoder "
@@ -269,8 +272,7 @@ int wan_vae_config_load(const char *path, wan_vae_config *out, char *err, size_t
     json_t *v;
     char kerr[256] = "";
     int rc = 0;
-    json_object_foreach(root, key, v)
-    {
+    json_object_foreach (root, key, v) {
         if (apply_key(&c, key, v, &n_mean, &n_std, &n_tdown, &sf_t_null, &sf_s_null, kerr,
                       sizeof kerr)) {
             rc = -1;
@@ -285,9 +287,10 @@ int wan_vae_config_load(const char *path, wan_vae_config *out, char *err, size_t
     if (c.decoder_base_dim == 0)
         c.decoder_base_dim = c.base_dim;
     if (n_tdown != c.n_levels - 1) {
-        snprintf(err, errlen,
-                 "%s: wan_vae config: temperal_downsample has %d entries, dim_mult %d (expected %d)",
-                 path, n_tdown, c.n_levels, c.n_levels - 1);
+        snprintf(
+            err, errlen,
+            "%s: wan_vae config: temperal_downsample has %d entries, dim_mult %d (expected %d)",
+            path, n_tdown, c.n_levels, c.n_levels - 1);
         return -1;
     }
     /* A stated null factor means "whatever the layers do", which the
