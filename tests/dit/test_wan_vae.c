@@ -1,8 +1,9 @@
 /* test_wan_vae — Wan2.1's VAE decoder (worker/dit/wan_vae*.c).
  *
  * Against diffusers: the vae_a and vae_b fixtures (random weights, made by
- * tests/dit/golden/make_golden.py) decode to the reference video within a
- * relative L2 error of 1e-4. Against itself: decoding is causal (the first
+ * tests/dit/golden/make_golden.py), and the final latents of the pipe_a
+ * WanPipeline run, decode to the reference video within a relative L2
+ * error of 1e-4. Against itself: decoding is causal (the first
  * frames of a longer video equal the decode of its first latent frames),
  * a missing or misshapen tensor is refused by name, the tensors it reads
  * for the published Wan2.1 config are exactly the checkpoint's decoder
@@ -154,7 +155,10 @@ static wan_vae *tiny_vae(const char *path)
 
 /* ---- against diffusers ---- */
 
-static void check_fixture(const char *dir, const char *name)
+/* Decode `latents_key` of io file `io_name` with the VAE `name` and compare
+ * with its `video`. */
+static void check_fixture(const char *dir, const char *name, const char *io_name,
+                          const char *latents_key)
 {
     char path[1024], err[512];
     wan_vae_config cfg;
@@ -169,10 +173,10 @@ static void check_fixture(const char *dir, const char *name)
     if (wan_vae_new(&cfg, w, &v, err, sizeof err))
         fail_msg("%s", err);
     st_free(w);
-    snprintf(path, sizeof path, "%s/%s.io.safetensors", dir, name);
+    snprintf(path, sizeof path, "%s/%s.io.safetensors", dir, io_name);
     if (st_open(path, &io, err, sizeof err))
         fail_msg("%s", err);
-    const st_tensor *lt = st_find(io, "latents"), *vt = st_find(io, "video");
+    const st_tensor *lt = st_find(io, latents_key), *vt = st_find(io, "video");
     assert_non_null(lt);
     assert_non_null(vt);
     assert_int_equal(lt->ndim, 5);
@@ -187,7 +191,7 @@ static void check_fixture(const char *dir, const char *name)
     size_t nl = (size_t)cfg.z_dim * T * h * w_, nv = (size_t)3 * F * h * s * w_ * s;
     float *lat = malloc(nl * sizeof *lat), *want = malloc(nv * sizeof *want),
           *got = malloc(nv * sizeof *got);
-    if (st_load(io, "latents", 5, lt->shape, lat, err, sizeof err) ||
+    if (st_load(io, latents_key, 5, lt->shape, lat, err, sizeof err) ||
         st_load(io, "video", 5, vt->shape, want, err, sizeof err))
         fail_msg("%s", err);
     if (wan_vae_decode(v, lat, T, h, w_, got, err, sizeof err))
@@ -200,8 +204,8 @@ static void check_fixture(const char *dir, const char *name)
         maxd = fabs(d) > maxd ? fabs(d) : maxd;
     }
     double rel = sqrt(num / den);
-    printf("%s: T=%d latent %dx%d -> %d frames of %dx%d  rel_l2=%.3e max_abs=%.3e\n", name, T, h,
-           w_, F, h * s, w_ * s, rel, maxd);
+    printf("%s (%s): T=%d latent %dx%d -> %d frames of %dx%d  rel_l2=%.3e max_abs=%.3e\n", io_name,
+           name, T, h, w_, F, h * s, w_ * s, rel, maxd);
     assert_true(rel < 1e-4);
     free(lat), free(want), free(got);
     st_free(io);
@@ -210,12 +214,18 @@ static void check_fixture(const char *dir, const char *name)
 
 static void decode_matches_diffusers_vae_a(void **state)
 {
-    check_fixture((const char *)*state, "vae_a");
+    check_fixture((const char *)*state, "vae_a", "vae_a", "latents");
 }
 
 static void decode_matches_diffusers_vae_b(void **state)
 {
-    check_fixture((const char *)*state, "vae_b");
+    check_fixture((const char *)*state, "vae_b", "vae_b", "latents");
+}
+
+/* The end of a whole WanPipeline run: its final latents through vae_a. */
+static void decode_matches_wanpipeline_pipe_a(void **state)
+{
+    check_fixture((const char *)*state, "vae_a", "pipe_a", "latents_final");
 }
 
 /* ---- against itself ---- */
@@ -443,6 +453,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_prestate(decode_matches_diffusers_vae_a, (void *)dir),
         cmocka_unit_test_prestate(decode_matches_diffusers_vae_b, (void *)dir),
+        cmocka_unit_test_prestate(decode_matches_wanpipeline_pipe_a, (void *)dir),
         cmocka_unit_test(decode_is_causal_and_clamped),
         cmocka_unit_test(missing_tensor_is_named),
         cmocka_unit_test(wrong_shape_is_named),

@@ -67,7 +67,9 @@ void wan_vae_free(wan_vae *v);
  *            as WanPipeline does before vae.decode)
  *   rgb:     [3, wan_vae_out_frames(T), h*s, w*s], s = scale_factor_spatial,
  *            clamped to [-1, 1]
- * Returns 0, or -1 with err set (bad sizes, out of memory). */
+ * Returns 0, or -1 with err set (bad sizes, out of memory). The decoder
+ * is only read during a decode (the caches live in the call), so several
+ * threads may decode with one wan_vae at once. */
 int wan_vae_decode(wan_vae *v, const float *latents, int T, int h, int w, float *rgb, char *err,
                    size_t errlen);
 
@@ -85,7 +87,8 @@ typedef struct {
 
 /* The tensors wan_vae_new reads for cfg, in load order: fills up to cap
  * entries of out (out may be NULL when cap is 0) and returns how many
- * there are, or -1 when cfg fails wan_vae_config_check. */
+ * there are, or -1 when cfg fails wan_vae_config_check (or memory runs
+ * out). */
 int wan_vae_expected_tensors(const wan_vae_config *cfg, wan_vae_tensor_spec *out, size_t cap);
 
 #endif
