@@ -355,7 +355,7 @@ typedef struct {
     size_t errlen;
 } vstate;
 
-static float *st_alloc(vstate *s, size_t n)
+static float *vs_alloc(vstate *s, size_t n)
 {
     float *p = malloc(n * sizeof *p);
     if (!p)
@@ -386,7 +386,7 @@ static int scratch_reserve(vstate *s, size_t want, size_t min)
 static int cache_push(vstate *s, vcache *c, const float *x, int t, size_t frame, int keep)
 {
     if (!c->buf) {
-        c->buf = st_alloc(s, (size_t)keep * frame);
+        c->buf = vs_alloc(s, (size_t)keep * frame);
         if (!c->buf)
             return -1;
         c->frame = frame;
@@ -441,7 +441,7 @@ static int conv_run(vstate *s, const vconv *cv, const float *x, int t, int h, in
 static float *norm_silu(vstate *s, const float *x, int t, int c, size_t hw, const float *gamma)
 {
     size_t n = (size_t)t * (size_t)c * hw;
-    float *y = st_alloc(s, n);
+    float *y = vs_alloc(s, n);
     if (!y)
         return NULL;
     kn_conv_rmsnorm(x, t, c, hw, gamma, y);
@@ -457,16 +457,16 @@ static float *res_run(vstate *s, const vres *r, const float *x, int t, int h, in
     float *a = norm_silu(s, x, t, r->cin, hw, r->gamma1);
     if (!a)
         return NULL;
-    b = st_alloc(s, nout);
+    b = vs_alloc(s, nout);
     if (!b || conv_run(s, &r->conv1, a, t, h, w, b))
         goto done;
     kn_conv_rmsnorm(b, t, r->cout, hw, r->gamma2, b);
     kn_conv_silu(b, nout);
-    out = st_alloc(s, nout);
+    out = vs_alloc(s, nout);
     if (!out || conv_run(s, &r->conv2, b, t, h, w, out))
         goto fail;
     if (r->has_shortcut) {
-        sc = st_alloc(s, nout);
+        sc = vs_alloc(s, nout);
         if (!sc || conv_run(s, &r->shortcut, x, t, h, w, sc))
             goto fail;
         kn_conv_add(out, sc, nout);
@@ -490,8 +490,8 @@ static int attn_run(vstate *s, const vattn *at, float *x, int t, int h, int w)
 {
     int c = at->c, n = h * w;
     size_t hw = (size_t)n, fr = (size_t)c * hw;
-    float *nx = st_alloc(s, fr), *qkv = st_alloc(s, 3 * fr), *o = st_alloc(s, fr),
-          *p = st_alloc(s, fr);
+    float *nx = vs_alloc(s, fr), *qkv = vs_alloc(s, 3 * fr), *o = vs_alloc(s, fr),
+          *p = vs_alloc(s, fr);
     int rc = -1;
     if (!nx || !qkv || !o || !p)
         goto done;
@@ -529,7 +529,7 @@ static float *up_run(vstate *s, const vup *u, float *x, int *t, int *h, int *w)
         /* [t, 2c, h, w] is [2t, c, h, w] with frame 2i+j = channel half j
          * of input frame i: the interleave the reference builds by
          * reshape and stack is already the memory order. */
-        float *y = st_alloc(s, (size_t)*t * 2 * (size_t)c * hw);
+        float *y = vs_alloc(s, (size_t)*t * 2 * (size_t)c * hw);
         if (!y || conv_run(s, &u->time_conv, x, *t, *h, *w, y)) {
             free(y);
             free(x);
@@ -544,8 +544,8 @@ static float *up_run(vstate *s, const vup *u, float *x, int *t, int *h, int *w)
      * and the conv right after it shrinks it by half. */
     int h2 = 2 * *h, w2 = 2 * *w;
     size_t hw2 = (size_t)h2 * (size_t)w2, co = (size_t)u->resample.cout;
-    float *big = st_alloc(s, (size_t)c * hw2);
-    float *out = big ? st_alloc(s, (size_t)*t * co * hw2) : NULL;
+    float *big = vs_alloc(s, (size_t)c * hw2);
+    float *out = big ? vs_alloc(s, (size_t)*t * co * hw2) : NULL;
     for (int f = 0; out && f < *t; f++) {
         kn_conv_upsample2x(x + (size_t)f * (size_t)c * hw, 1, c, *h, *w, big);
         if (conv_run(s, &u->resample, big, 1, h2, w2, out + (size_t)f * co * hw2)) {
@@ -574,7 +574,7 @@ static float *decode_chunk(wan_vae *v, vstate *s, const float *z, int h, int w, 
                            int *h_out, int *w_out)
 {
     int t = 1;
-    float *x = st_alloc(s, (size_t)v->conv_in.cout * (size_t)h * (size_t)w);
+    float *x = vs_alloc(s, (size_t)v->conv_in.cout * (size_t)h * (size_t)w);
     if (!x || conv_run(s, &v->conv_in, z, 1, h, w, x))
         goto fail;
     if (step_res(s, &v->mid_res[0], &x, t, h, w) || attn_run(s, &v->mid_attn, x, t, h, w) ||
@@ -597,7 +597,7 @@ static float *decode_chunk(wan_vae *v, vstate *s, const float *z, int h, int w, 
     x = NULL;
     if (!a)
         goto fail;
-    x = st_alloc(s, (size_t)t * (size_t)v->conv_out.cout * hw);
+    x = vs_alloc(s, (size_t)t * (size_t)v->conv_out.cout * hw);
     if (!x || conv_run(s, &v->conv_out, a, t, h, w, x)) {
         free(a);
         goto fail;
