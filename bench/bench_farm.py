@@ -18,8 +18,10 @@ and prints aligned tables. Three benchmarks, each a subcommand:
   scaling    one job at 50 ms/frame on 1, 2, 4 and 8 workers: speed-up
              against 1 worker and efficiency against the ideal time once
              overlap frames are counted.        target: >= 90% at 8 workers
+  metrics    the scheduler run with the coordinator's metrics off, then on
+             (alternated, --repeat times each). target: on within 10% of off
 
-    python3 bench/bench_farm.py scheduler|transport|scaling|all --bin build [--full]
+    python3 bench/bench_farm.py scheduler|transport|scaling|metrics|all --bin build [--full]
 
 The default sizes keep each benchmark under about two minutes on a 2-core
 machine; --full runs the sizes the issue names (10,000 jobs; 1,200 frames).
@@ -34,6 +36,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -347,10 +350,11 @@ def perf_stop(p, out, title, lines=25):
 # 1. scheduler
 
 
-def sched_run(b, nworkers, njobs, seg_per_job, capacity):
+def sched_run(b, nworkers, njobs, seg_per_job, capacity, coordinator_args=()):
     """One farm of nworkers, one batch of njobs null jobs; returns a dict."""
     o = b.opts
-    with b.farm(workers=nworkers, capacity=capacity, name=f"sched-w{nworkers}") as f:
+    with b.farm(workers=nworkers, capacity=capacity, name=f"sched-w{nworkers}",
+                coordinator_args=coordinator_args) as f:
         specs = []
         for _ in range(njobs):
             specs.append(farm.synthetic_spec(None, os.path.join(f.out_dir, "{id}.y4m"),
@@ -549,6 +553,39 @@ row is the CPU the loop burnt.""")
              f"{runs[1]['seg_per_s']:,.0f}", runs[1]["seg_per_s"] >= 20000)
     b.target("scheduler", f"submit {sub['lines']:,}-line batch < 2 s", f"{sub['cli_s']:.2f} s",
              sub["cli_s"] < 2.0)
+
+
+def bench_metrics(b):
+    """The scheduler benchmark's multi-worker run with the coordinator's
+    metrics off (--no-metrics) and on (the default), alternated so that a
+    drift of the machine hits both alike."""
+    o = b.opts
+    njobs = o.jobs or (10000 if o.full else 1000)
+    seg = o.segments_per_job
+    say(f"metrics: {njobs:,} jobs x {seg} segments, {o.workers} workers, metrics off vs on, "
+        f"{o.repeat} runs each")
+    runs = {"off": [], "on": []}
+    for _ in range(o.repeat):
+        for mode in ("off", "on"):
+            args = ["--no-metrics"] if mode == "off" else ["--metrics-interval-ms", "1000"]
+            runs[mode].append(sched_run(b, o.workers, njobs, seg, o.capacity, args))
+    rows = []
+    for mode in ("off", "on"):
+        rs = runs[mode]
+        rows.append([f"metrics {mode}" + (" (baseline)" if mode == "off" else ""),
+                     " / ".join(f"{r['seg_per_s']:,.0f}" for r in rs),
+                     statistics.median(r["seg_per_s"] for r in rs),
+                     statistics.median(r["coord_cpu"] * 1e6 / r["segments"] for r in rs),
+                     statistics.median(r["redis_calls"] / r["segments"] for r in rs)])
+    off, on = rows[0][2], rows[1][2]
+    table("metrics: scheduler throughput with the coordinator's metrics off and on",
+          ["run", "seg/s of each run", "median seg/s", "coord us/seg", "redis cmds/seg"], rows,
+          note="""
+on: counters, gauges and per-worker figures written once a second, one time-series sample
+per series every second (the default interval is 5 s: this is 5x the default's writes).
+Target: on within 10% of off.""")
+    b.target("metrics", "seg/s with metrics on >= 90% of off",
+             f"{on:,.0f} vs {off:,.0f} ({on / off * 100:.1f}%)", on >= 0.9 * off)
 
 
 # ---------------------------------------------------------------------------
@@ -797,7 +834,7 @@ def build_identity(bindir):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("which", choices=["scheduler", "transport", "scaling", "all"])
+    ap.add_argument("which", choices=["scheduler", "transport", "scaling", "metrics", "all"])
     ap.add_argument("--bin", required=True, help="build directory holding the rfarm programs")
     ap.add_argument("--full", action="store_true",
                     help="the issue's sizes: 10,000 jobs; 1,200-frame jobs (long)")
@@ -815,6 +852,8 @@ def main():
     g.add_argument("--workers", type=int, default=4,
                    help="workers of the scheduler and transport runs (default 4)")
     g.add_argument("--capacity", type=int, default=None, help="worker --capacity (default: the worker's, 1)")
+    g.add_argument("--repeat", type=int, default=2,
+                   help="metrics: runs with metrics off and on, alternated (default 2 each)")
     g.add_argument("--submit-lines", type=int, default=10000,
                    help="lines of the batch whose submission is timed (default 10,000)")
     g = ap.add_argument_group("transport and scaling")
@@ -836,11 +875,12 @@ def main():
     b = Bench(o)
     say(build_identity(o.bin))
     t0 = time.monotonic()
-    chosen = ["scheduler", "transport", "scaling"] if o.which == "all" else [o.which]
+    chosen = ["scheduler", "transport", "scaling", "metrics"] if o.which == "all" else [o.which]
     for name in chosen:
         t = time.monotonic()
         try:
-            {"scheduler": bench_scheduler, "transport": bench_transport, "scaling": bench_scaling}[name](b)
+            {"scheduler": bench_scheduler, "transport": bench_transport, "scaling": bench_scaling,
+             "metrics": bench_metrics}[name](b)
         except (farm.FarmError, OSError, subprocess.SubprocessError) as e:
             b.suite.fail(f"{name} benchmark did not complete", f"{type(e).__name__}: {e}")
         except Exception as e:  # a bug here must not hide the other benchmarks' results
