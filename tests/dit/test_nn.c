@@ -166,6 +166,39 @@ static void test_layer_norm_and_elementwise(void **state) {
     free(x), free(y), free(w), free(b);
 }
 
+/* The activations use their own exponential; over the whole float range
+ * they stay within a few ulp of the definitions, and saturate cleanly. */
+static void test_activations_accurate_everywhere(void **state) {
+    (void)state;
+    enum { N = 20001 };
+    float *g = malloc(N * sizeof(float)), *s = malloc(N * sizeof(float));
+    for (int i = 0; i < N; i++)
+        g[i] = s[i] = -100.0f + 0.01f * (float)i;
+    kn_gelu_tanh(g, N);
+    kn_silu(s, N);
+    /* Relative error, except that an absolute 1e-12 is enough far out on
+     * the negative side, where the double reference itself is rounding
+     * noise (1 + tanh(u) for u < -19) and float PyTorch returns zero. */
+    double worst = 0.0;
+    for (int i = 0; i < N; i++) {
+        double x = -100.0f + 0.01f * (float)i;
+        double wg = 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+        double ws = x / (1.0 + exp(-x));
+        double eg = fabs(g[i] - wg) / (2e-6 * fabs(wg) + 1e-12);
+        double es = fabs(s[i] - ws) / (2e-6 * fabs(ws) + 1e-12);
+        worst = eg > worst ? eg : worst;
+        worst = es > worst ? es : worst;
+        assert_true(isfinite(g[i]) && isfinite(s[i]));
+    }
+    assert_true(worst < 1.0);
+    /* softmax with a huge spread: the far-out scores weigh nothing */
+    float q[2] = {1.0f, 0.0f}, k[6] = {1000.0f, 0.0f, 0.0f, 0.0f, -1000.0f, 0.0f};
+    float v[6] = {1.0f, 0.0f, 0.0f, 1.0f, 5.0f, 5.0f}, o[2], work[16];
+    kn_attention(q, 2, k, 2, v, 2, o, 2, 1, 3, 1, 2, work);
+    assert_true(fabsf(o[0] - 1.0f) < 1e-6f && fabsf(o[1]) < 1e-6f);
+    free(g), free(s);
+}
+
 static void test_sgemm_transposes_and_empty(void **state) {
     (void)state;
     /* A [2,3], B [3,2]: C = A B, and the same through stored transposes */
@@ -193,6 +226,7 @@ int main(void) {
         cmocka_unit_test(test_rope_rotates_pairs),
         cmocka_unit_test(test_split_rms_norm_equals_whole),
         cmocka_unit_test(test_layer_norm_and_elementwise),
+        cmocka_unit_test(test_activations_accurate_everywhere),
         cmocka_unit_test(test_sgemm_transposes_and_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
