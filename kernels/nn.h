@@ -14,8 +14,9 @@
  *
  * Numerics follow PyTorch's float32 definitions (biased variance in layer
  * norm, GELU with the tanh approximation, RMS norm as x / sqrt(mean(x^2) +
- * eps)); reductions accumulate in double, which only makes them closer to
- * the exact value.
+ * eps)); the norms' reductions accumulate in double, which only makes
+ * them closer to the exact value. Exponentials (softmax, GELU, SiLU) use
+ * nn.c's own vectorised exp, a few ulp from libm's.
  */
 #ifndef NN_H
 #define NN_H

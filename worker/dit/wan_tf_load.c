@@ -495,6 +495,10 @@ int wan_tf_new(const wan_tf_config *cfg, st_set *weights, coll *c, wan_tf **out,
     *out = NULL;
     if (cfg_check(cfg, "wan_tf config", err, errlen))
         return -1;
+    if (!weights) {
+        snprintf(err, errlen, "wan_tf: no weights given");
+        return -1;
+    }
     wan_tf *m = calloc(1, sizeof *m);
     if (!m) {
         snprintf(err, errlen, "wan_tf: out of memory");
