@@ -12,10 +12,15 @@
  * the engine's own parser, which names each bad key. The coordinator calls
  * it at submission with the same code the worker runs, so a job that a
  * worker would refuse never gets queued.
+ *
+ * The dit engine is in the table only when the build has its model code
+ * (RFARM_DIT, the default); the rest of the farm learns that from
+ * engine_names() like any other engine.
  */
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine_impl.h"
@@ -24,17 +29,25 @@ typedef struct engine_entry {
     const char *name;
     int (*render)(const engine_segment *seg, const engine_io *io, char *err, size_t errlen);
     int (*check)(const char *params_json, char *errs, size_t errlen);
+    uint32_t frame_step; /* see engine_frame_step */
 } engine_entry;
 
 static const engine_entry engines[] = {
-    {"synthetic", engine_synthetic_render, engine_synthetic_check},
-    {"exec", engine_exec_render, engine_exec_check},
+    {"synthetic", engine_synthetic_render, engine_synthetic_check, 1},
+    {"exec", engine_exec_render, engine_exec_check, 1},
+#ifdef RFARM_HAVE_DIT
+    {"dit", engine_dit_render, engine_dit_check, 4},
+#endif
 };
 
 #define N_ENGINES (sizeof engines / sizeof engines[0])
 
 /* engine_names() hands out this list: the names of engines[], in order. */
-static const char *const engine_name_list[] = {"synthetic", "exec", NULL};
+static const char *const engine_name_list[] = {"synthetic", "exec",
+#ifdef RFARM_HAVE_DIT
+                                               "dit",
+#endif
+                                               NULL};
 _Static_assert(sizeof engine_name_list / sizeof engine_name_list[0] == N_ENGINES + 1,
                "engine_name_list must name every entry of engines[]");
 
@@ -70,6 +83,36 @@ static void append_line(char *errs, size_t errlen, const char *line) {
 }
 
 const char *const *engine_names(void) { return engine_name_list; }
+
+uint32_t engine_frame_step(const char *engine) {
+    const engine_entry *e = find(engine);
+    return e ? e->frame_step : 0;
+}
+
+int engine_cache_new(engine_cache **out, char *err, size_t errlen) {
+    *out = calloc(1, sizeof **out);
+    if (!*out) {
+        snprintf(err, errlen, "engine cache: out of memory");
+        return -1;
+    }
+#ifdef RFARM_HAVE_DIT
+    if (engine_dit_cache_new(&(*out)->dit, err, errlen) != 0) {
+        free(*out);
+        *out = NULL;
+        return -1;
+    }
+#endif
+    return 0;
+}
+
+void engine_cache_free(engine_cache *c) {
+    if (!c)
+        return;
+#ifdef RFARM_HAVE_DIT
+    engine_dit_cache_free(c->dit);
+#endif
+    free(c);
+}
 
 int engine_render(const char *engine, const engine_segment *seg, const engine_io *io, char *err,
                   size_t errlen) {

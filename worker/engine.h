@@ -40,11 +40,23 @@ typedef int (*engine_frame_fn)(void *ctx, uint32_t abs_frame, const uint8_t *pix
  * stderr, line by line). May be NULL. */
 typedef void (*engine_log_fn)(void *ctx, const char *line);
 
+/* What engines keep from one segment to the next inside one worker
+ * process: the dit engine's loaded models. The worker makes one, hands it
+ * to every render (its render threads share it; engines lock what they
+ * keep) and frees it when it exits. */
+typedef struct engine_cache engine_cache;
+
+/* On success *out is owned by the caller (engine_cache_free). */
+int engine_cache_new(engine_cache **out, char *err, size_t errlen);
+/* No render may be using it any more. Accepts NULL. */
+void engine_cache_free(engine_cache *c);
+
 typedef struct engine_io {
     engine_frame_fn frame;
     engine_log_fn log;
     void *ctx;
     const atomic_int *stop; /* non-zero: abandon the segment soon (cancel, shutdown) */
+    engine_cache *cache;    /* may be NULL: nothing is kept between segments */
 } engine_io;
 
 /* Render every frame of `seg`. Returns 0 when all seg->frames frames were
@@ -58,6 +70,15 @@ int engine_render(const char *engine, const engine_segment *seg, const engine_io
  * line "params.<name>: reason\n". An unknown engine is one problem,
  * reported as "engine: ...". */
 int engine_check_params(const char *engine, const char *params_json, char *errs, size_t errlen);
+
+/* How an engine needs its segments cut: each must start on a frame that is
+ * a multiple of the step and hold step*n + 1 frames (n >= 0). 1 for an
+ * engine that takes any cut; 0 for an unknown engine. The dit engine's is
+ * 4: its VAE turns T latent frames into 4T-3 frames, and a segment's noise
+ * is addressed by absolute latent frame (first_frame / 4). The job spec
+ * check refuses frames / segment_frames / overlap_frames that the planner
+ * would cut otherwise (rf_spec_opts.frame_step). */
+uint32_t engine_frame_step(const char *engine);
 
 /* NULL-terminated list of the engines this build has. */
 const char *const *engine_names(void);

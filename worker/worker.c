@@ -48,6 +48,7 @@ struct worker {
     char endpoint[64];
     void *zctx, *dealer, *pull;
     kn_ctx *kn;
+    engine_cache *cache; /* what engines keep between segments (loaded models) */
     unsigned heartbeat_ms;
     slot slots[MAX_SLOTS];
     unsigned busy;
@@ -117,7 +118,8 @@ static void *render_thread(void *arg) {
     zmq_setsockopt(rc.push, ZMQ_LINGER, &linger, sizeof linger);
     zmq_connect(rc.push, w->endpoint);
 
-    engine_io io = {.frame = on_frame, .log = on_log, .ctx = &rc, .stop = &s->stop};
+    engine_io io = {
+        .frame = on_frame, .log = on_log, .ctx = &rc, .stop = &s->stop, .cache = w->cache};
     char err[2048] = "";
     uint64_t t0 = rf_mono_ms();
     int r = engine_render(s->engine, &s->seg, &io, err, sizeof err);
@@ -575,6 +577,11 @@ int worker_new(const worker_config *cfg, worker **out, char *err, size_t errlen)
         free(w);
         return -1;
     }
+    if (engine_cache_new(&w->cache, err, errlen) != 0) {
+        kn_free(w->kn);
+        free(w);
+        return -1;
+    }
     snprintf(w->endpoint, sizeof w->endpoint, "inproc://worker-frames-%p", (void *)w);
     w->zctx = zmq_ctx_new();
     if (!w->zctx || !(w->dealer = rf_wire_socket(w->zctx, ZMQ_DEALER, 2000, err, errlen)) ||
@@ -629,6 +636,8 @@ void worker_free(worker *w) {
         zmq_close(w->pull);
     if (w->zctx)
         zmq_ctx_term(w->zctx);
+    /* After every render thread is joined: nothing leases from it now. */
+    engine_cache_free(w->cache);
     kn_free(w->kn);
     free(w);
 }
