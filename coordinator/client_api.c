@@ -40,7 +40,7 @@ static void submit(coord *c, rf_parts *req, const Rfarm__SubmitRequest *s) {
     char errs[8192] = "";
     rf_spec *spec = NULL;
     rf_spec_opts opts = {.engines = engine_names(), .check_output_dir = 1, .base_dir = NULL,
-                         .check_params = engine_check_params};
+                         .check_params = engine_check_params, .frame_step = engine_frame_step};
     int rc = rf_spec_parse(s->spec_json, strlen(s->spec_json), &opts, &spec, errs, sizeof errs);
     if (rc == 0) {
         char id[RF_ID_MAX + 1];

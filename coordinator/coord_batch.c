@@ -312,7 +312,8 @@ static rf_spec *parse_line(const char *text, const char *batch, const char *name
         if (!msg[0]) {
             char *canon = json_dumps(root, JSON_COMPACT);
             rf_spec_opts opts = {.engines = engine_names(), .check_output_dir = templated ? 2 : 1,
-                                 .base_dir = NULL, .check_params = engine_check_params};
+                                 .base_dir = NULL, .check_params = engine_check_params,
+                                 .frame_step = engine_frame_step};
             if (!canon)
                 snprintf(msg, sizeof msg, "out of memory");
             else if (rf_spec_parse(canon, strlen(canon), &opts, &spec, msg, sizeof msg) != 0)

@@ -6,6 +6,15 @@
  * longer than O). Consecutive segments therefore overlap by exactly O
  * frames everywhere. A job of at most L frames is one segment.
  *
+ * Engines that need a frame grid (engine_frame_step q > 1: the dit
+ * engine's VAE makes 4n+1 frames from n+1 latent frames) get segments that
+ * start on multiples of q and hold q*n + 1 frames from these same rules,
+ * exactly when frames, L and O are all q*n + 1 (L and O only matter when
+ * the job is cut): the stride L - O is then a multiple of q and the last
+ * segment, ending at the job's end, is q*n + 1 long too. The job spec check
+ * (rf_spec_opts.frame_step) refuses every other combination, naming the
+ * field, so the planner never has to move a cut.
+ *
  * Blend weights: each segment has a window that ramps up over its overlap
  * with the previous segment and down over its overlap with the next, by a
  * linear or raised-cosine curve c with c(x) + c(1-x) = 1. A frame's

@@ -636,6 +636,42 @@ static void read_output(problems *p, const json_t *out, const rf_spec_opts *o, r
     }
 }
 
+/* "e.g. A or B": the values of the form q*n + 1 nearest to x on either
+ * side, those below `limit` (0: no limit). */
+static const char *step_examples(uint32_t x, uint32_t q, uint32_t limit, char *buf, size_t n) {
+    uint32_t lo = x >= 1 ? x - (x - 1) % q : 1, hi = lo + q;
+    if (limit && hi >= limit)
+        snprintf(buf, n, "e.g. %u", lo);
+    else
+        snprintf(buf, n, "e.g. %u or %u", lo, hi);
+    return buf;
+}
+
+/* An engine that needs segments on a frame grid (see rf_spec_opts). With
+ * L and O both q*n + 1 the stride L - O is a multiple of q, so every
+ * segment starts on the grid; with frames q*n + 1 the last one, which ends
+ * at the job's end, holds q*n + 1 frames like the others. */
+static void check_step(problems *p, const rf_spec *s, uint32_t q, const int ok[R_COUNT]) {
+    if (q <= 1 || !ok[R_FRAMES] || !ok[R_SEGMENT] || !ok[R_OVERLAP] ||
+        s->overlap_frames >= s->segment_frames)
+        return;
+    char eg[64];
+    if (s->frames % q != 1)
+        add(p, "frames: the %s engine needs %un+1 frames (got %u; %s)", s->engine, q, s->frames,
+            step_examples(s->frames, q, 0, eg, sizeof eg));
+    if (s->frames <= s->segment_frames)
+        return; /* one segment of `frames` frames: L and O do not matter */
+    if (s->segment_frames % q != 1)
+        add(p, "segment_frames: the %s engine needs segments of %un+1 frames (got %u; %s)",
+            s->engine, q, s->segment_frames, step_examples(s->segment_frames, q, 0, eg, sizeof eg));
+    if (s->overlap_frames % q != 1)
+        add(p,
+            "overlap_frames: the %s engine needs overlaps of %un+1 frames, so that every segment "
+            "starts on a multiple of %u (got %u; %s)",
+            s->engine, q, q, s->overlap_frames,
+            step_examples(s->overlap_frames, q, s->segment_frames, eg, sizeof eg));
+}
+
 /* Rules that relate several fields; each runs only when its inputs are valid. */
 static void check_cross(problems *p, const rf_spec *s, const int ok[R_COUNT],
                         const int given[R_COUNT]) {
@@ -704,6 +740,8 @@ static void check_spec(problems *p, const json_t *root, const rf_spec_opts *o, r
     if (out)
         read_output(p, out, o, s);
     check_cross(p, s, ok, given);
+    if (engine_ok && o->frame_step)
+        check_step(p, s, o->frame_step(s->engine), ok);
     check_unknown_keys(p, root, "", TOP_KEYS);
 }
 

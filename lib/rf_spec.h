@@ -19,7 +19,10 @@
  *   segment_frames  integer 1 .. 10000 (default 48)
  *   overlap_frames  integer 0 .. segment_frames-1 (default 8)
  *                   (frames, segment_frames and overlap_frames together may
- *                   make at most RF_SPEC_MAX_SEGMENTS segments)
+ *                   make at most RF_SPEC_MAX_SEGMENTS segments; an engine
+ *                   with a frame step q > 1 needs frames, and when the job
+ *                   is cut, segment_frames and overlap_frames, all of the
+ *                   form q*n+1: see rf_spec_opts.frame_step)
  *   blend           "linear" | "cosine" (default "cosine")
  *   output          object: path (required), container (mp4|mkv|y4m, default
  *                   from the path's extension), codec (h264|ffv1|rawvideo,
@@ -81,6 +84,14 @@ typedef struct rf_spec_opts {
      * number of problems and appends "params.x: reason" lines to errs.
      * NULL: params must merely be an object. */
     int (*check_params)(const char *engine, const char *params_json, char *errs, size_t errlen);
+    /* How the engine needs its segments cut (engine_frame_step): every
+     * segment must start on a multiple of the step and hold step*n + 1
+     * frames. Segments start every segment_frames - overlap_frames frames
+     * and the last ends at the job's end, so that holds exactly when frames
+     * is step*n + 1 and, for a job longer than one segment, segment_frames
+     * and overlap_frames are too; anything else is refused naming the
+     * field and values that work. NULL, or a step of 0 or 1: any cut. */
+    uint32_t (*frame_step)(const char *engine);
 } rf_spec_opts;
 
 /* Parse and validate a JSON job spec of `len` bytes.

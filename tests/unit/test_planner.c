@@ -166,11 +166,39 @@ static void test_rejects_bad_input(void **state) {
     assert_null(p);
 }
 
+/* An engine with frame step q (engine_frame_step) needs every segment to
+ * start on a multiple of q and hold q*n + 1 frames. The job spec check
+ * accepts exactly the jobs whose frames, segment length and overlap are
+ * q*n + 1 (the last two only when the job is cut); the planner's cuts of
+ * those, and only those, are on the grid. */
+static int on_grid(const plan *p, uint32_t q) {
+    for (size_t k = 0; k < p->n; k++)
+        if (p->seg[k].first % q != 0 || p->seg[k].frames % q != 1 % q)
+            return 0;
+    return 1;
+}
+
+static void test_frame_step_grid(void **state) {
+    (void)state;
+    for (uint32_t q = 2; q <= 4; q++)
+        for (uint32_t frames = 1; frames <= 120; frames++)
+            for (uint32_t len = 1; len <= 40; len++)
+                for (uint32_t overlap = 0; overlap < len; overlap++) {
+                    plan *p = make(frames, len, overlap, RF_BLEND_LINEAR);
+                    int accepted = frames % q == 1 &&
+                                   (frames <= len || (len % q == 1 && overlap % q == 1));
+                    if (on_grid(p, q) != accepted)
+                        fail_msg("q=%u frames=%u len=%u overlap=%u: on grid %d, accepted %d", q,
+                                 frames, len, overlap, on_grid(p, q), accepted);
+                    plan_free(p);
+                }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_many_combinations), cmocka_unit_test(test_edge_cases),
         cmocka_unit_test(test_linear_weights_values), cmocka_unit_test(test_cosine_is_symmetric),
-        cmocka_unit_test(test_rejects_bad_input),
+        cmocka_unit_test(test_rejects_bad_input), cmocka_unit_test(test_frame_step_grid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -693,6 +693,72 @@ static void params_checked_by_the_engine(void **state) {
     assert_string_equal(errs, "engine: unknown engine 'foo' (known: synthetic, exec)");
 }
 
+/* A stand-in for engine_frame_step: "dit" needs segments on a grid of 4. */
+static uint32_t fake_frame_step(const char *engine) { return strcmp(engine, "dit") == 0 ? 4 : 1; }
+
+static json_t *gridded(const fixture *fx, const char *engine, int frames, int seg, int overlap) {
+    json_t *j = base(fx);
+    set(j, "engine", json_string(engine));
+    set(j, "frames", json_integer(frames));
+    set(j, "segment_frames", json_integer(seg));
+    set(j, "overlap_frames", json_integer(overlap));
+    return j;
+}
+
+static const char *const GRID_ENGINES[] = {"synthetic", "dit", NULL};
+
+/* An engine with a frame step takes frames, segment_frames and
+ * overlap_frames of the form 4n+1, the last two only when the job is cut. */
+static void frame_step_accepts_grid_cuts(void **state) {
+    fixture *fx = *state;
+    rf_spec_opts o = fx->opts;
+    o.engines = GRID_ENGINES;
+    o.frame_step = fake_frame_step;
+    char errs[1024];
+    rf_spec *s = NULL;
+    assert_int_equal(parse_json(gridded(fx, "dit", 41, 17, 5), &o, &s, errs, sizeof errs), 0);
+    rf_spec_free(s);
+    assert_int_equal(parse_json(gridded(fx, "dit", 81, 81, 1), &o, &s, errs, sizeof errs), 0);
+    rf_spec_free(s);
+    /* one segment: its length is the job's, segment and overlap do not matter */
+    assert_int_equal(parse_json(gridded(fx, "dit", 9, 48, 8), &o, &s, errs, sizeof errs), 0);
+    rf_spec_free(s);
+    /* an engine of step 1, and no frame_step at all, take any cut */
+    assert_int_equal(parse_json(gridded(fx, "synthetic", 40, 16, 8), &o, &s, errs, sizeof errs), 0);
+    rf_spec_free(s);
+    o.frame_step = NULL;
+    assert_int_equal(parse_json(gridded(fx, "dit", 40, 16, 8), &o, &s, errs, sizeof errs), 0);
+    rf_spec_free(s);
+}
+
+/* Every field off the grid is named, with values that work. */
+static void frame_step_refuses_off_grid_cuts(void **state) {
+    fixture *fx = *state;
+    rf_spec_opts o = fx->opts;
+    o.engines = GRID_ENGINES;
+    o.frame_step = fake_frame_step;
+    char errs[2048];
+    rf_spec *s = NULL;
+    assert_int_equal(parse_json(gridded(fx, "dit", 40, 16, 8), &o, &s, errs, sizeof errs), -1);
+    assert_string_equal(
+        errs, "frames: the dit engine needs 4n+1 frames (got 40; e.g. 37 or 41)\n"
+              "segment_frames: the dit engine needs segments of 4n+1 frames (got 16; e.g. 13 or "
+              "17)\n"
+              "overlap_frames: the dit engine needs overlaps of 4n+1 frames, so that every "
+              "segment starts on a multiple of 4 (got 8; e.g. 5 or 9)");
+    /* an example overlap is always shorter than the segment */
+    assert_int_equal(parse_json(gridded(fx, "dit", 41, 13, 12), &o, &s, errs, sizeof errs), -1);
+    assert_string_equal(errs, "overlap_frames: the dit engine needs overlaps of 4n+1 frames, so "
+                              "that every segment starts on a multiple of 4 (got 12; e.g. 9)");
+    assert_int_equal(parse_json(gridded(fx, "dit", 41, 17, 0), &o, &s, errs, sizeof errs), -1);
+    assert_non_null(strstr(errs, "(got 0; e.g. 1 or 5)"));
+    assert_int_equal(parse_json(gridded(fx, "dit", 8, 48, 8), &o, &s, errs, sizeof errs), -1);
+    assert_string_equal(errs, "frames: the dit engine needs 4n+1 frames (got 8; e.g. 5 or 9)");
+    /* not checked on top of a problem it depends on */
+    assert_int_equal(parse_json(gridded(fx, "dit", 41, 16, 16), &o, &s, errs, sizeof errs), -1);
+    assert_string_equal(errs, "overlap_frames: must be less than segment_frames (16)");
+}
+
 static void invalid_json(void **state) {
     fixture *fx = *state;
     refused_text(fx, "{ this is not json", "spec: invalid JSON at line 1 column ");
@@ -935,6 +1001,8 @@ int main(void) {
         cmocka_unit_test(wrong_types),
         cmocka_unit_test(prompt_too_long),
         cmocka_unit_test(params_checked_by_the_engine),
+        cmocka_unit_test(frame_step_accepts_grid_cuts),
+        cmocka_unit_test(frame_step_refuses_off_grid_cuts),
         cmocka_unit_test(invalid_json),
         cmocka_unit_test(top_level_not_an_object),
         cmocka_unit_test(messages_stay_on_one_line),
