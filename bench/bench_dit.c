@@ -3,7 +3,7 @@
  * bench/bench_dit.py runs it next to diffusers on torch).
  *
  *   rf-bench-dit --config C.json --weights W.safetensors --inputs I.safetensors
- *                [--threads N] [--ranks R] [--iters K] [--out O.f32]
+ *                [--threads N] [--ranks R] [--iters K] [--text-cache 0|1] [--out O.f32]
  *   rf-bench-dit --sgemm M,N,K [--threads N] [--iters K]
  *
  * The inputs file holds hidden_states [1,C,F,H,W], timestep [1] and
@@ -12,6 +12,12 @@
  * warm-up), the forward's floating-point operations counted from the
  * shapes, and GFLOP/s. --out writes the output (float32, raw) for the
  * caller to compare with another implementation.
+ *
+ * --text-cache 1 leaves the model's text cache on: the warm-up fills it and
+ * every timed forward takes the text side from it, as every sampling step
+ * after the first does; the operation count then leaves out the work
+ * skipped (the text MLP, every block's cross-attention k and v). The
+ * default, 0, turns the cache off so that every forward does all the work.
  */
 #include <cblas.h>
 #include <stdio.h>
@@ -42,17 +48,19 @@ static double median(double *v, int n) {
 /* Multiply-adds of one forward, counted as 2 flops each, from the shapes:
  * every linear layer, the patch embedding, attention's two products. The
  * element-wise work (norms, softmax, rotary, GELU) is left out, as torch's
- * and BLAS's GFLOP/s figures leave it out. */
-static double forward_flops(const wan_tf_config *c, int F, int H, int W, int L) {
+ * and BLAS's GFLOP/s figures leave it out. text_cached: without the text
+ * side, which a forward with a cached text skips. */
+static double forward_flops(const wan_tf_config *c, int F, int H, int W, int L, int text_cached) {
     double n = (double)(F / c->patch[0]) * (H / c->patch[1]) * (W / c->patch[2]);
     double d = (double)c->num_heads * c->head_dim, ff = c->ffn_dim;
     double pv = (double)c->patch[0] * c->patch[1] * c->patch[2];
     double f = 2 * n * d * (c->in_channels * pv);             /* patch embedding */
-    f += 2 * (double)L * (c->text_dim * d + d * d);           /* text MLP */
+    double tc = text_cached ? 0.0 : 1.0;
+    f += tc * 2 * (double)L * (c->text_dim * d + d * d);      /* text MLP */
     double per_block = 2 * n * d * d * 4                       /* self q k v o */
                        + 2 * 2 * n * n * d                     /* self scores, values */
                        + 2 * n * d * d * 2                     /* cross q o */
-                       + 2 * (double)L * d * d * 2             /* cross k v */
+                       + tc * 2 * (double)L * d * d * 2        /* cross k v */
                        + 2 * 2 * n * (double)L * d             /* cross scores, values */
                        + 2 * n * d * ff * 2;                   /* feed-forward */
     f += per_block * c->num_layers;
@@ -65,7 +73,7 @@ typedef struct run {
     const char *weights;
     const float *x, *ctx;
     float t;
-    int F, H, W, L, iters;
+    int F, H, W, L, iters, text_cache;
     float *out;
     double *times;
     char err[512];
@@ -80,6 +88,8 @@ static int rank_main(coll *c, void *arg) {
     if (rc == 0)
         rc = wan_tf_new(r->cfg, st, c, &m, err, sizeof err);
     st_free(st);
+    if (rc == 0)
+        wan_tf_set_text_cache(m, r->text_cache);
     for (int i = -1; rc == 0 && i < r->iters; i++) {
         coll_barrier(c);
         double t0 = now_s();
@@ -148,7 +158,7 @@ static int bench_sgemm(const char *dims, int iters) {
 
 int main(int argc, char **argv) {
     const char *config = NULL, *weights = NULL, *inputs = NULL, *out_path = NULL, *sgemm = NULL;
-    int threads = 1, ranks = 1, iters = 3;
+    int threads = 1, ranks = 1, iters = 3, text_cache = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
@@ -171,6 +181,8 @@ int main(int argc, char **argv) {
             ranks = atoi(v);
         else if (strcmp(a, "--iters") == 0)
             iters = atoi(v);
+        else if (strcmp(a, "--text-cache") == 0)
+            text_cache = atoi(v);
         else {
             fprintf(stderr, "rf-bench-dit: unknown option %s\n", a);
             return 2;
@@ -205,7 +217,8 @@ int main(int argc, char **argv) {
     float *ctx = load(in, "encoder_hidden_states", 3, cs);
     st_free(in);
     int rc = 1;
-    run r = {.cfg = &cfg, .weights = weights, .x = x, .ctx = ctx, .iters = iters};
+    run r = {.cfg = &cfg, .weights = weights, .x = x, .ctx = ctx, .iters = iters,
+             .text_cache = text_cache != 0};
     if (x && t && ctx) {
         r.t = t[0];
         r.F = (int)xs[2];
@@ -217,12 +230,13 @@ int main(int argc, char **argv) {
         r.times = malloc((size_t)iters * sizeof *r.times);
         if (r.out && r.times &&
             coll_run(ranks, rank_main, &r, err, sizeof err) == 0) {
-            double med = median(r.times, iters), fl = forward_flops(&cfg, r.F, r.H, r.W, r.L);
+            double med = median(r.times, iters);
+            double fl = forward_flops(&cfg, r.F, r.H, r.W, r.L, r.text_cache);
             printf("forward layers=%d dim=%d heads=%d ffn=%d tokens=%d text=%d threads=%d "
-                   "ranks=%d iters=%d ms=%.2f gflops=%.3f gflop_s=%.2f\n",
+                   "ranks=%d text_cache=%d iters=%d ms=%.2f gflops=%.3f gflop_s=%.2f\n",
                    cfg.num_layers, cfg.num_heads * cfg.head_dim, cfg.num_heads, cfg.ffn_dim,
                    (r.F / cfg.patch[0]) * (r.H / cfg.patch[1]) * (r.W / cfg.patch[2]), r.L,
-                   threads, ranks, iters, med * 1e3, fl * 1e-9, fl / med * 1e-9);
+                   threads, ranks, r.text_cache, iters, med * 1e3, fl * 1e-9, fl / med * 1e-9);
             rc = 0;
             if (out_path) {
                 FILE *f = fopen(out_path, "wb");

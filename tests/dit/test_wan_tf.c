@@ -8,6 +8,9 @@
  *   R = 1 to 1e-5, all ranks of a run hold the same output, and each rank
  *   holds and reads from the file exactly its share of the weights, the
  *   share computed here from the config alone;
+ * - the text cache: with it, outputs equal those without it bit for bit,
+ *   over prompts that alternate, evict each other and change in place,
+ *   and when one rank lacks a text the others have;
  * - config files with unsupported values and weights files with a wrong or
  *   missing tensor fail with a message naming the key or tensor;
  * - the tensors the loader expects for the published Wan2.1-T2V-1.3B config
@@ -212,17 +215,19 @@ static void free_outs(tp_run *run) {
 
 /* Weights a rank must hold, in floats, from the config alone: the
  * replicated parts whole, its heads' rows of q/k/v and columns of the
- * output projections, its share of the feed-forward units. */
+ * output projections, its share of the feed-forward units and of the text
+ * MLP's hidden units (rows of the first layer, columns of the second). */
 static uint64_t expected_floats(const wan_tf_config *c, int r, int R) {
     uint64_t dim = (uint64_t)c->num_heads * c->head_dim;
     uint64_t pp = (uint64_t)c->patch[0] * c->patch[1] * c->patch[2];
     uint64_t heads = (uint64_t)((int64_t)(r + 1) * c->num_heads / R - (int64_t)r * c->num_heads / R);
     uint64_t dl = heads * (uint64_t)c->head_dim;
     uint64_t fl = (uint64_t)((int64_t)(r + 1) * c->ffn_dim / R - (int64_t)r * c->ffn_dim / R);
+    uint64_t tl = (uint64_t)((int64_t)(r + 1) * (int64_t)dim / R - (int64_t)r * (int64_t)dim / R);
     uint64_t whole = dim * c->in_channels * pp + dim         /* patch embedding */
                      + dim * c->freq_dim + dim + dim * dim + dim /* time MLP */
                      + 6 * dim * dim + 6 * dim                 /* time_proj */
-                     + dim * c->text_dim + dim + dim * dim + dim /* text MLP */
+                     + tl * c->text_dim + tl + dim * tl + dim /* text MLP */
                      + c->out_channels * pp * dim + c->out_channels * pp /* proj_out */
                      + 2 * dim;                                /* head modulation */
     uint64_t per_layer = 6 * dim                          /* modulation table */
@@ -369,6 +374,132 @@ static void test_no_cross_attn_norm_and_temporal_patch(void **state) {
     c.patch[0] = 2, c.patch[1] = 1, c.patch[2] = 2;
     c.num_heads = 5, c.ffn_dim = 7, c.num_layers = 1;
     synthetic(&c, 4, 3, 4, 3, 12);
+}
+
+/* ---------- the text cache ---------- */
+
+/* Forwards with three prompts through a model with the text cache and one
+ * without; one prompt's buffer is refilled in place with another text. */
+enum { CACHE_CALLS = 9 };
+static const int cache_prompt[CACHE_CALLS] = {0, 1, 0, 1, 2, 1, 0, 1, 0};
+/* hits: calls 3, 4 and 6 and 9; call 5 evicts prompt 0 (least recent),
+ * call 7 evicts prompt 2, call 8 finds prompt 1 changed in place */
+static const int cache_hit[CACHE_CALLS] = {0, 0, 1, 1, 0, 1, 0, 0, 1};
+
+typedef struct {
+    wan_tf_config cfg;
+    const char *weights;
+    const float *x;
+    float *ctx[3];
+    int F, H, W, L;
+    int forget_rank; /* this rank empties its cache before call 6, or -1 */
+    size_t out_count;
+    uint64_t hits[MAX_RANKS];
+    char err[MAX_RANKS][512];
+} cache_run;
+
+static int cache_rank_main(coll *c, void *arg) {
+    cache_run *run = arg;
+    int r = coll_rank(c), rc = -1;
+    char *err = run->err[r];
+    size_t errlen = sizeof run->err[r];
+    st_set *set = NULL;
+    wan_tf *on = NULL, *off = NULL;
+    float *a = malloc(run->out_count * sizeof(float)), *b = malloc(run->out_count * sizeof(float));
+    if (!a || !b || st_open(run->weights, &set, err, errlen) ||
+        wan_tf_new(&run->cfg, set, c, &on, err, errlen) ||
+        wan_tf_new(&run->cfg, set, c, &off, err, errlen))
+        goto done;
+    wan_tf_set_text_cache(off, 0);
+    for (int i = 0; i < CACHE_CALLS; i++) {
+        if (i == 5 && r == run->forget_rank) { /* before call 6, a hit elsewhere */
+            wan_tf_set_text_cache(on, 0);
+            wan_tf_set_text_cache(on, 1);
+        }
+        if (i == 7) {
+            /* before call 8 the caller reuses prompt 1's buffer for another
+             * text: no rank still reads it (call 7 is prompt 0's), and the
+             * barrier lets every rank see the change */
+            if (r == 0)
+                for (size_t j = 0; j < (size_t)run->L * run->cfg.text_dim; j += 3)
+                    run->ctx[1][j] += 0.25f;
+            coll_barrier(c);
+        }
+        const float *ctx = run->ctx[cache_prompt[i]];
+        float t = 100.0f * (float)(i + 1);
+        if (wan_tf_forward(on, run->x, run->F, run->H, run->W, t, ctx, run->L, a, err, errlen) ||
+            wan_tf_forward(off, run->x, run->F, run->H, run->W, t, ctx, run->L, b, err, errlen))
+            goto done;
+        if (memcmp(a, b, run->out_count * sizeof(float))) {
+            snprintf(err, errlen, "rank %d call %d: cached and uncached outputs differ", r, i + 1);
+            goto done;
+        }
+    }
+    if (wan_tf_text_cache_bytes(on) == 0 || wan_tf_text_cache_bytes(off) != 0) {
+        snprintf(err, errlen, "rank %d: cache bytes %llu with the cache, %llu without", r,
+                 (unsigned long long)wan_tf_text_cache_bytes(on),
+                 (unsigned long long)wan_tf_text_cache_bytes(off));
+        goto done;
+    }
+    run->hits[r] = wan_tf_text_cache_hits(on);
+    rc = wan_tf_text_cache_hits(off) == 0 ? 0 : -1;
+done:
+    st_free(set);
+    wan_tf_free(on);
+    wan_tf_free(off);
+    free(a), free(b);
+    return rc;
+}
+
+static void test_text_cache_is_exact(void **state) {
+    (void)state;
+    wan_tf_config c = small_config();
+    cache_run run;
+    memset(&run, 0, sizeof run);
+    char wpath[512], err[512];
+    snprintf(wpath, sizeof wpath, "%s/cache.safetensors", tmpdir);
+    write_model(wpath, &c, 21, NULL, NULL);
+    run.cfg = c;
+    run.weights = wpath;
+    run.F = 2, run.H = 4, run.W = 4, run.L = 6;
+    size_t nx = (size_t)c.in_channels * run.F * run.H * run.W, nc = (size_t)run.L * c.text_dim;
+    float *x = malloc(nx * sizeof(float));
+    rng_state = 22;
+    for (size_t i = 0; i < nx; i++)
+        x[i] = frand();
+    for (int p = 0; p < 3; p++) {
+        run.ctx[p] = malloc(nc * sizeof(float));
+        for (size_t i = 0; i < nc; i++)
+            run.ctx[p][i] = frand();
+    }
+    float *ctx1 = malloc(nc * sizeof(float)); /* prompt 1 as it starts */
+    memcpy(ctx1, run.ctx[1], nc * sizeof(float));
+    run.x = x;
+    run.out_count = (size_t)c.out_channels * run.F * run.H * run.W;
+    int want = 0;
+    for (int i = 0; i < CACHE_CALLS; i++)
+        want += cache_hit[i];
+    for (int R = 1; R <= 3; R++) {
+        /* on 2 ranks, rank 1 forgets its texts: at call 6 every rank
+         * recomputes (the ranks must agree), so one hit fewer */
+        run.forget_rank = R == 2 ? 1 : -1;
+        memcpy(run.ctx[1], ctx1, nc * sizeof(float));
+        memset(run.err, 0, sizeof run.err);
+        if (coll_run(R, cache_rank_main, &run, err, sizeof err)) {
+            for (int r = 0; r < R; r++)
+                if (run.err[r][0])
+                    print_error("rank %d: %s\n", r, run.err[r]);
+            fail_msg("text cache on %d ranks: %s", R, err);
+        }
+        printf("  text cache on %d ranks: %llu of %d forwards took the text from it\n", R,
+               (unsigned long long)run.hits[0], CACHE_CALLS);
+        for (int r = 0; r < R; r++)
+            assert_int_equal(run.hits[r], R == 2 ? want - 1 : want);
+    }
+    free(x), free(ctx1);
+    for (int p = 0; p < 3; p++)
+        free(run.ctx[p]);
+    unlink(wpath);
 }
 
 /* ---------- errors a person must understand ---------- */
@@ -529,6 +660,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_forward_refuses_bad_shapes),
         cmocka_unit_test(test_more_ranks_than_heads),
         cmocka_unit_test(test_no_cross_attn_norm_and_temporal_patch),
+        cmocka_unit_test(test_text_cache_is_exact),
         cmocka_unit_test(test_tf_a_matches_diffusers),
         cmocka_unit_test(test_tf_b_matches_diffusers),
         cmocka_unit_test(test_published_layout),

@@ -10,7 +10,14 @@
  *
  * The collectives are called unconditionally, in the same order on every
  * rank, even by a rank that holds no heads (more ranks than heads): its
- * partial products are zero and the group stays in step.
+ * partial products are zero and the group stays in step. Whether a forward
+ * computes the text side or takes it from the cache changes which
+ * collectives run, so the ranks settle that together first (one small
+ * all-reduce of flags that every forward makes anyway).
+ *
+ * Modulated layer norms (x * (1 + scale) + shift after a plain norm) run as
+ * one affine layer norm with weight 1 + scale and bias shift: one pass over
+ * the activations instead of two.
  */
 #include "wan_tf_internal.h"
 
@@ -60,7 +67,7 @@ static int acts_ensure(wan_tf *m, int N, int L) {
     a->q2 = falloc(n * dl);
     a->ff = falloc(n * (size_t)m->fl);
     a->patch = falloc(n * chan * pp);
-    a->ctx1 = falloc(l * dim);
+    a->ctx1 = falloc(l * (size_t)m->tl);
     a->ctx = falloc(l * dim);
     a->kv2 = falloc(l * 2 * dl);
     a->sums = falloc(2 * nl);
@@ -78,15 +85,131 @@ static int acts_ensure(wan_tf *m, int N, int L) {
     return 0;
 }
 
+/* layer: the block, or -1 before the blocks. */
 static int reduce(wan_tf *m, float *buf, size_t count, const char *what, int layer, char *err,
                   size_t errlen) {
     if (m->nranks == 1)
         return 0;
     if (coll_allreduce_sum(m->c, buf, buf, count, COLL_F32)) {
-        snprintf(err, errlen, "wan_tf: all-reduce of %s failed in block %d on rank %d", what,
-                 layer, m->rank);
+        if (layer >= 0)
+            snprintf(err, errlen, "wan_tf: all-reduce of %s failed in block %d on rank %d", what,
+                     layer, m->rank);
+        else
+            snprintf(err, errlen, "wan_tf: all-reduce of %s failed on rank %d", what, m->rank);
         return -1;
     }
+    return 0;
+}
+
+/* ---------- the text side and its cache ---------- */
+
+void wan_tf_text_free(wan_tf *m) {
+    for (int i = 0; i < WAN_TF_TEXT_SLOTS; i++) {
+        free(m->text[i].key);
+        free(m->text[i].kv);
+    }
+    memset(m->text, 0, sizeof m->text);
+}
+
+void wan_tf_set_text_cache(wan_tf *m, int on) {
+    m->text_cache_on = on != 0;
+    if (!on)
+        wan_tf_text_free(m);
+}
+
+uint64_t wan_tf_text_cache_bytes(const wan_tf *m) {
+    uint64_t n = 0;
+    for (int i = 0; m && i < WAN_TF_TEXT_SLOTS; i++)
+        n += (uint64_t)(m->text[i].key_cap + m->text[i].kv_cap) * sizeof(float);
+    return n;
+}
+
+uint64_t wan_tf_text_cache_hits(const wan_tf *m) {
+    return m ? m->text_hits : 0;
+}
+
+/* The slot holding ctx's text side, or -1. The key is the text itself,
+ * compared exactly: a caller that refills the same buffer with another
+ * prompt must not get the old prompt's keys (different prompts differ
+ * from their first row on, so a miss costs little). */
+static int text_find(const wan_tf *m, const float *ctx, int L) {
+    if (!m->text_cache_on)
+        return -1;
+    size_t bytes = (size_t)L * m->cfg.text_dim * sizeof(float);
+    for (int i = 0; i < WAN_TF_TEXT_SLOTS; i++) {
+        const wan_tf_text *t = &m->text[i];
+        if (t->valid && t->L == L && memcmp(t->key, ctx, bytes) == 0)
+            return i;
+    }
+    return -1;
+}
+
+/* A slot for ctx's text side, marked invalid until the forward that fills
+ * it is done: the one already holding it (another rank lacked it), else an
+ * empty one, else the least recently used. -1 when its buffers cannot be
+ * had; the forward then goes on without keeping the text side. */
+static int text_claim(wan_tf *m, const float *ctx, int L, int have) {
+    int s = have;
+    for (int i = 0; s < 0 && i < WAN_TF_TEXT_SLOTS; i++)
+        if (!m->text[i].valid)
+            s = i;
+    if (s < 0) {
+        s = 0;
+        for (int i = 1; i < WAN_TF_TEXT_SLOTS; i++)
+            if (m->text[i].used < m->text[s].used)
+                s = i;
+    }
+    wan_tf_text *t = &m->text[s];
+    t->valid = 0;
+    size_t nkey = (size_t)L * m->cfg.text_dim;
+    size_t nkv = (size_t)m->cfg.num_layers * L * 2 * m->dl;
+    if (t->key_cap < nkey) {
+        free(t->key);
+        t->key = falloc(nkey);
+        t->key_cap = t->key ? nkey : 0;
+    }
+    if (t->kv_cap < nkv) {
+        free(t->kv);
+        t->kv = falloc(nkv);
+        t->kv_cap = t->kv ? nkv : 0;
+    }
+    if (!t->key || !t->kv) {
+        free(t->key);
+        free(t->kv);
+        memset(t, 0, sizeof *t);
+        return -1;
+    }
+    memcpy(t->key, ctx, nkey * sizeof(float));
+    t->L = L;
+    return s;
+}
+
+/* The text MLP into a->ctx [L, dim], split over the ranks by its hidden
+ * units: each rank applies GELU to its units and multiplies them by its
+ * columns of the second layer; the parts are summed. */
+static int embed_text(wan_tf *m, const float *ctx, int L, char *err, size_t errlen) {
+    wan_tf_acts *a = &m->a;
+    const int dim = m->dim, tl = m->tl, td = m->cfg.text_dim;
+    kn_linear(ctx, td, L, td, m->tx1_w, m->tx1_b, tl, a->ctx1, tl);
+    kn_gelu_tanh(a->ctx1, (size_t)L * tl);
+    kn_linear(a->ctx1, tl, L, tl, m->tx2_w, NULL, dim, a->ctx, dim);
+    if (reduce(m, a->ctx, (size_t)L * dim, "the text embedding", -1, err, errlen))
+        return -1;
+    kn_add_bias(a->ctx, dim, L, dim, m->tx2_b);
+    return 0;
+}
+
+/* Block l's cross-attention k (RMS-normed across all heads) and v of this
+ * rank's heads, [L, 2*dl], from the embedded text. */
+static int text_kv(wan_tf *m, const wan_tf_block *b, int l, int L, float *kv, char *err,
+                   size_t errlen) {
+    wan_tf_acts *a = &m->a;
+    const int dim = m->dim, dl = m->dl;
+    kn_linear(a->ctx, dim, L, dim, b->kv2_w, b->kv2_b, 2 * dl, kv, 2 * dl);
+    kn_sumsq_rows(kv, 2 * dl, L, dl, a->sums);
+    if (reduce(m, a->sums, (size_t)L, "cross-attention k sums of squares", l, err, errlen))
+        return -1;
+    kn_rms_scale(kv, 2 * dl, L, dl, a->sums, dim, b->nk2, m->cfg.eps);
     return 0;
 }
 
@@ -165,14 +288,20 @@ static void unpatchify(const wan_tf *m, const float *P, int F, int H, int W, flo
             }
 }
 
+/* a->h = layer_norm(a->x) * (1 + scale) + shift, in one pass. */
+static void modulated_norm(wan_tf *m, int N, const float *scale, const float *shift) {
+    for (int j = 0; j < m->dim; j++)
+        m->scale1[j] = 1.0f + scale[j];
+    kn_layer_norm(m->a.x, m->a.h, N, m->dim, m->scale1, shift, m->cfg.eps);
+}
+
 /* Self-attention sub-layer: x += (attn(norm1(x) modulated) + bias) * gate. */
 static int self_attention(wan_tf *m, const wan_tf_block *b, int l, int N, char *err,
                           size_t errlen) {
     wan_tf_acts *a = &m->a;
     const int dim = m->dim, dl = m->dl, hd = m->cfg.head_dim, hl = dl / hd;
     const float *mod = m->mod;
-    kn_layer_norm(a->x, a->h, N, dim, NULL, NULL, m->cfg.eps);
-    kn_modulate(a->h, N, dim, mod + dim, mod);
+    modulated_norm(m, N, mod + dim, mod);
     kn_linear(a->h, dim, N, dim, b->qkv_w, b->qkv_b, 3 * dl, a->qkv, 3 * dl);
     float *q = a->qkv, *k = a->qkv + dl, *v = a->qkv + 2 * dl;
     kn_sumsq_rows(q, 3 * dl, N, dl, a->sums);
@@ -191,25 +320,23 @@ static int self_attention(wan_tf *m, const wan_tf_block *b, int l, int N, char *
     return 0;
 }
 
-/* Cross-attention sub-layer: x += attn(norm2(x), text) + bias. */
-static int cross_attention(wan_tf *m, const wan_tf_block *b, int l, int N, int L, char *err,
-                           size_t errlen) {
+/* Cross-attention sub-layer: x += attn(norm2(x), text) + bias, with the
+ * text's k and v of this block in kv [L, 2*dl] (text_kv). */
+static int cross_attention(wan_tf *m, const wan_tf_block *b, int l, int N, int L,
+                           const float *kv, char *err, size_t errlen) {
     wan_tf_acts *a = &m->a;
     const int dim = m->dim, dl = m->dl, hd = m->cfg.head_dim, hl = dl / hd;
-    if (m->cfg.cross_attn_norm)
+    const float *in = a->x;
+    if (m->cfg.cross_attn_norm) {
         kn_layer_norm(a->x, a->h, N, dim, b->n2_w, b->n2_b, m->cfg.eps);
-    else
-        memcpy(a->h, a->x, (size_t)N * dim * sizeof(float));
-    kn_linear(a->h, dim, N, dim, b->q2_w, b->q2_b, dl, a->q2, dl);
-    kn_linear(a->ctx, dim, L, dim, b->kv2_w, b->kv2_b, 2 * dl, a->kv2, 2 * dl);
+        in = a->h;
+    }
+    kn_linear(in, dim, N, dim, b->q2_w, b->q2_b, dl, a->q2, dl);
     kn_sumsq_rows(a->q2, dl, N, dl, a->sums);
-    kn_sumsq_rows(a->kv2, 2 * dl, L, dl, a->sums + N);
-    if (reduce(m, a->sums, (size_t)N + L, "cross-attention q/k sums of squares", l, err, errlen))
+    if (reduce(m, a->sums, (size_t)N, "cross-attention q sums of squares", l, err, errlen))
         return -1;
     kn_rms_scale(a->q2, dl, N, dl, a->sums, dim, b->nq2, m->cfg.eps);
-    kn_rms_scale(a->kv2, 2 * dl, L, dl, a->sums + N, dim, b->nk2, m->cfg.eps);
-    kn_attention(a->q2, dl, a->kv2, 2 * dl, a->kv2 + dl, 2 * dl, a->att, dl, N, L, hl, hd,
-                 a->work);
+    kn_attention(a->q2, dl, kv, 2 * dl, kv + dl, 2 * dl, a->att, dl, N, L, hl, hd, a->work);
     kn_linear(a->att, dl, N, dl, b->o2_w, NULL, dim, a->y, dim);
     if (reduce(m, a->y, (size_t)N * dim, "cross-attention output", l, err, errlen))
         return -1;
@@ -223,8 +350,7 @@ static int feed_forward(wan_tf *m, const wan_tf_block *b, int l, int N, char *er
     wan_tf_acts *a = &m->a;
     const int dim = m->dim, fl = m->fl;
     const float *mod = m->mod;
-    kn_layer_norm(a->x, a->h, N, dim, NULL, NULL, m->cfg.eps);
-    kn_modulate(a->h, N, dim, mod + 4 * dim, mod + 3 * dim);
+    modulated_norm(m, N, mod + 4 * dim, mod + 3 * dim);
     kn_linear(a->h, dim, N, dim, b->ff1_w, b->ff1_b, fl, a->ff, fl);
     kn_gelu_tanh(a->ff, (size_t)N * fl);
     kn_linear(a->ff, fl, N, fl, b->ff2_w, NULL, dim, a->y, dim);
@@ -274,16 +400,24 @@ int wan_tf_forward(wan_tf *m, const float *x, int F, int H, int W, float timeste
     const int pp = c->patch[0] * c->patch[1] * c->patch[2];
 
     /* A rank that cannot allocate must not leave the others waiting in a
-     * collective: all ranks agree on going on first. */
-    float failed = acts_ensure(m, N, L) ? 1.0f : 0.0f;
-    if (reduce(m, &failed, 1, "the start flag", -1, err, errlen))
+     * collective, and the ranks must agree on computing the text side or
+     * not: flags [allocation failed, text side missing], summed. */
+    int cached = text_find(m, ctx, L);
+    float flags[2] = {acts_ensure(m, N, L) ? 1.0f : 0.0f, cached < 0 ? 1.0f : 0.0f};
+    if (reduce(m, flags, 2, "the start flags", -1, err, errlen))
         return -1;
-    if (failed != 0.0f) {
+    if (flags[0] != 0.0f) {
         snprintf(err, errlen,
                  "wan_tf: out of memory for the activations of %d tokens (on %s rank)", N,
                  m->a.x ? "another" : "this");
         return -1;
     }
+    int fill = -1; /* the cache slot this forward fills */
+    if (flags[1] != 0.0f) {
+        fill = m->text_cache_on ? text_claim(m, ctx, L, cached) : -1;
+        cached = -1;
+    }
+    m->forwards++;
     wan_tf_acts *a = &m->a;
     if (a->rope_f != Fp || a->rope_h != Hp || a->rope_w != Wp) {
         kn_rope3d_tables(Fp, Hp, Wp, c->head_dim, WAN_ROPE_THETA, a->rope_cos, a->rope_sin);
@@ -294,25 +428,37 @@ int wan_tf_forward(wan_tf *m, const float *x, int F, int H, int W, float timeste
     kn_linear(a->patch, c->in_channels * pp, N, c->in_channels * pp, m->patch_w, m->patch_b, dim,
               a->x, dim);
     embed_time(m, timestep);
-    kn_linear(ctx, c->text_dim, L, c->text_dim, m->tx1_w, m->tx1_b, dim, a->ctx1, dim);
-    kn_gelu_tanh(a->ctx1, (size_t)L * dim);
-    kn_linear(a->ctx1, dim, L, dim, m->tx2_w, m->tx2_b, dim, a->ctx, dim);
+    if (cached < 0 && embed_text(m, ctx, L, err, errlen))
+        return -1;
 
     for (int l = 0; l < c->num_layers; l++) {
         const wan_tf_block *b = &m->blocks[l];
+        size_t kv_off = (size_t)l * L * 2 * m->dl;
+        float *kv;
+        if (cached >= 0) {
+            kv = m->text[cached].kv + kv_off;
+        } else {
+            kv = fill >= 0 ? m->text[fill].kv + kv_off : a->kv2;
+            if (text_kv(m, b, l, L, kv, err, errlen))
+                return -1;
+        }
         /* shift, scale, gate of self-attention; shift, scale, gate of the ffn */
         for (int i = 0; i < 6 * dim; i++)
             m->mod[i] = b->sst[i] + m->tproj[i];
         if (self_attention(m, b, l, N, err, errlen) ||
-            cross_attention(m, b, l, N, L, err, errlen) || feed_forward(m, b, l, N, err, errlen))
+            cross_attention(m, b, l, N, L, kv, err, errlen) ||
+            feed_forward(m, b, l, N, err, errlen))
             return -1;
     }
+    if (fill >= 0)
+        m->text[fill].valid = 1, m->text[fill].used = m->forwards;
+    if (cached >= 0)
+        m->text[cached].used = m->forwards, m->text_hits++;
 
     /* head: modulation from temb itself (shift, scale) */
     for (int i = 0; i < 2 * dim; i++)
         m->mod[i] = m->out_sst[i] + m->temb[i % dim];
-    kn_layer_norm(a->x, a->h, N, dim, NULL, NULL, c->eps);
-    kn_modulate(a->h, N, dim, m->mod + dim, m->mod);
+    modulated_norm(m, N, m->mod + dim, m->mod);
     kn_linear(a->h, dim, N, dim, m->out_w, m->out_b, c->out_channels * pp, a->patch,
               c->out_channels * pp);
     unpatchify(m, a->patch, F, H, W, out);

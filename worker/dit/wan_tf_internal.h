@@ -25,6 +25,23 @@ typedef struct {
     float *ff2_w, *ff2_b;  /* [dim, fl] input columns, [dim] */
 } wan_tf_block;
 
+/* One prompt's text side, kept between forwards: what a forward computes
+ * from the text embedding alone, so that later forwards with the same text
+ * (every sampling step after the first) skip it. Valid once a forward that
+ * filled it has finished. */
+typedef struct {
+    int valid;
+    int L;
+    float *key;        /* [L, text_dim]: the text embedding it was made from */
+    float *kv;         /* [num_layers, L, 2*dl]: each block's cross-attention k
+                        * (RMS-normed) and v for this rank's heads */
+    size_t key_cap, kv_cap; /* floats allocated */
+    uint64_t used;     /* forward count at the last use: least recent goes first */
+} wan_tf_text;
+
+/* The conditional and the unconditional prompt of classifier-free guidance. */
+#define WAN_TF_TEXT_SLOTS 2
+
 /* Activations, sized for n_cap tokens and l_cap text tokens. */
 typedef struct {
     int n_cap, l_cap;
@@ -36,9 +53,9 @@ typedef struct {
     float *q2;     /* [N, dl] */
     float *ff;     /* [N, fl] */
     float *patch;  /* [N, max(C_in, C_out) * pt*ph*pw] */
-    float *ctx1;   /* [L, dim] text MLP hidden */
+    float *ctx1;   /* [L, tl] text MLP hidden, this rank's units */
     float *ctx;    /* [L, dim] projected text */
-    float *kv2;    /* [L, 2*dl] */
+    float *kv2;    /* [L, 2*dl] cross-attention k, v when not cached */
     float *sums;   /* [2 * max(N, L)] sums of squares for q/k norms */
     float *work;   /* attention scratch */
     size_t work_cap;
@@ -53,14 +70,15 @@ struct wan_tf {
     int dim, dl, fl; /* model width; this rank's attention and ffn widths */
     int h0;          /* first head of this rank */
     int f0;          /* first ffn unit of this rank */
+    int t0, tl;      /* this rank's hidden units of the text MLP */
     uint64_t bytes;  /* float32 weight bytes held */
 
     float *patch_w, *patch_b;         /* [dim, C_in*pt*ph*pw], [dim] */
     float *te1_w, *te1_b;             /* time_embedder.linear_1 [dim, freq_dim] */
     float *te2_w, *te2_b;             /* time_embedder.linear_2 [dim, dim] */
     float *tp_w, *tp_b;               /* time_proj [6*dim, dim] */
-    float *tx1_w, *tx1_b;             /* text_embedder.linear_1 [dim, text_dim] */
-    float *tx2_w, *tx2_b;             /* text_embedder.linear_2 [dim, dim] */
+    float *tx1_w, *tx1_b;             /* text_embedder.linear_1 rows: [tl, text_dim], [tl] */
+    float *tx2_w, *tx2_b;             /* text_embedder.linear_2 input columns [dim, tl], [dim] */
     float *out_w, *out_b;             /* proj_out [C_out*pt*ph*pw, dim] */
     float *out_sst;                   /* [2, dim] */
     wan_tf_block *blocks;
@@ -71,11 +89,19 @@ struct wan_tf {
     float *tmp;     /* [dim] */
     float *tproj;   /* [6*dim] */
     float *mod;     /* [6*dim] block modulation */
+    float *scale1;  /* [dim] 1 + a modulation scale: the affine weight of a norm */
     wan_tf_acts a;
+
+    int text_cache_on;
+    uint64_t forwards, text_hits;
+    wan_tf_text text[WAN_TF_TEXT_SLOTS];
 };
 
 /* Frees the activation buffers (wan_tf.c) and zeroes *a. */
 void wan_tf_acts_free(wan_tf_acts *a);
+
+/* Frees the text cache's buffers (wan_tf.c) and empties it. */
+void wan_tf_text_free(wan_tf *m);
 
 /* Split [0, total) into nranks near-equal parts; part r is [*start, *start+*len). */
 void wan_tf_share(int total, int rank, int nranks, int *start, int *len);

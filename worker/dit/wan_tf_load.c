@@ -5,9 +5,10 @@
  * wan_tf_expected_tensors both walk it, so the names the loader asks for
  * and the names a test checks against a published checkpoint cannot drift
  * apart. The loader decides per tensor what this rank reads: all of it, a
- * range of rows (q/k/v and feed-forward up-projection: this rank's heads
- * or hidden units) or a range of columns (the projections back to the
- * model width), and reads only that range from the file.
+ * range of rows (q/k/v, the feed-forward's and the text MLP's first layer:
+ * this rank's heads or hidden units) or a range of columns (the
+ * projections back to the model width), and reads only that range from
+ * the file.
  */
 #include "wan_tf_internal.h"
 
@@ -345,9 +346,9 @@ static wt_target wt_target_of(wan_tf *m, const wt_entry *e) {
     case WP_TE2_B: t.dst = m->te2_b; break;
     case WP_TP_W: t.dst = m->tp_w; break;
     case WP_TP_B: t.dst = m->tp_b; break;
-    case WP_TX1_W: t.dst = m->tx1_w; break;
-    case WP_TX1_B: t.dst = m->tx1_b; break;
-    case WP_TX2_W: t.dst = m->tx2_w; break;
+    case WP_TX1_W: t = (wt_target){m->tx1_w, 0, m->t0, m->tl}; break;
+    case WP_TX1_B: t = (wt_target){m->tx1_b, 0, m->t0, m->tl}; break;
+    case WP_TX2_W: t = (wt_target){m->tx2_w, 1, m->t0, m->tl}; break;
     case WP_TX2_B: t.dst = m->tx2_b; break;
     case WP_OUT_W: t.dst = m->out_w; break;
     case WP_OUT_B: t.dst = m->out_b; break;
@@ -424,7 +425,7 @@ static int wt_load(wan_tf *m, st_set *set, const wt_entry *e, char *err, size_t 
 
 static int alloc_weights(wan_tf *m) {
     const wan_tf_config *c = &m->cfg;
-    size_t dim = (size_t)m->dim, dl = (size_t)m->dl, fl = (size_t)m->fl;
+    size_t dim = (size_t)m->dim, dl = (size_t)m->dl, fl = (size_t)m->fl, tl = (size_t)m->tl;
     size_t pp = (size_t)c->patch[0] * c->patch[1] * c->patch[2];
     m->patch_w = walloc(m, dim * c->in_channels * pp);
     m->patch_b = walloc(m, dim);
@@ -434,9 +435,9 @@ static int alloc_weights(wan_tf *m) {
     m->te2_b = walloc(m, dim);
     m->tp_w = walloc(m, 6 * dim * dim);
     m->tp_b = walloc(m, 6 * dim);
-    m->tx1_w = walloc(m, dim * c->text_dim);
-    m->tx1_b = walloc(m, dim);
-    m->tx2_w = walloc(m, dim * dim);
+    m->tx1_w = walloc(m, tl * c->text_dim);
+    m->tx1_b = walloc(m, tl);
+    m->tx2_w = walloc(m, dim * tl);
     m->tx2_b = walloc(m, dim);
     m->out_w = walloc(m, c->out_channels * pp * dim);
     m->out_b = walloc(m, c->out_channels * pp);
@@ -485,7 +486,8 @@ static int alloc_weights(wan_tf *m) {
     m->tmp = calloc(dim, sizeof(float));
     m->tproj = calloc(6 * dim, sizeof(float));
     m->mod = calloc(6 * dim, sizeof(float));
-    if (!m->tfreq || !m->temb || !m->tmp || !m->tproj || !m->mod)
+    m->scale1 = calloc(dim, sizeof(float));
+    if (!m->tfreq || !m->temb || !m->tmp || !m->tproj || !m->mod || !m->scale1)
         return -1;
     return 0;
 }
@@ -513,6 +515,8 @@ int wan_tf_new(const wan_tf_config *cfg, st_set *weights, coll *c, wan_tf **out,
     wan_tf_share(cfg->num_heads, m->rank, m->nranks, &m->h0, &hl);
     m->dl = hl * cfg->head_dim;
     wan_tf_share(cfg->ffn_dim, m->rank, m->nranks, &m->f0, &m->fl);
+    wan_tf_share(m->dim, m->rank, m->nranks, &m->t0, &m->tl);
+    m->text_cache_on = 1;
     if (alloc_weights(m)) {
         snprintf(err, errlen, "wan_tf: out of memory for the weights of rank %d (%llu bytes)",
                  m->rank, (unsigned long long)m->bytes);
@@ -557,9 +561,10 @@ void wan_tf_free(wan_tf *m) {
     }
     float *p[] = {m->patch_w, m->patch_b, m->te1_w, m->te1_b, m->te2_w, m->te2_b, m->tp_w,
                   m->tp_b, m->tx1_w, m->tx1_b, m->tx2_w, m->tx2_b, m->out_w, m->out_b,
-                  m->out_sst, m->tfreq, m->temb, m->tmp, m->tproj, m->mod};
+                  m->out_sst, m->tfreq, m->temb, m->tmp, m->tproj, m->mod, m->scale1};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
         free(p[i]);
     wan_tf_acts_free(&m->a);
+    wan_tf_text_free(m);
     free(m);
 }
