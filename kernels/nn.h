@@ -17,6 +17,11 @@
  * eps)); the norms' reductions accumulate in double, which only makes
  * them closer to the exact value. Exponentials (softmax, GELU, SiLU) use
  * nn.c's own vectorised exp, a few ulp from libm's.
+ *
+ * The element-wise ops run at the widest vector width the CPU has (x86-64:
+ * 16 lanes with AVX-512, 8 with AVX2, else 4); the environment variable
+ * RFARM_NN_LANES (4, 8 or 16) caps it. Results are the same at every width
+ * except for the summation order of a softmax row.
  */
 #ifndef NN_H
 #define NN_H

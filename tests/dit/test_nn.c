@@ -2,7 +2,8 @@
  * attention over more query rows than one block, with strided q/k/v; the
  * rotary embedding as a rotation of complex pairs; the split RMS norm
  * equal to the whole one; layer norm, products with transposes and empty
- * products. */
+ * products. All of it at every vector width this CPU has (RFARM_NN_LANES
+ * 4, 8, 16), and the element-wise ops equal bit for bit across widths. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -220,6 +221,64 @@ static void test_sgemm_transposes_and_empty(void **state) {
     assert_true(y[0] == 7.0f);
 }
 
+/* Every element-wise op at 8 and 16 lanes gives the 4-lane result bit for
+ * bit, on rows whose length (37) leaves a tail at every width; the
+ * softmax, whose row sums add lanes in another order, within 1e-6. */
+static void run_elementwise(const char *lanes, float *out, size_t stride) {
+    enum { N = 5, D = 37, LD = 41, NK = 37, HD = 6 };
+    setenv("RFARM_NN_LANES", lanes, 1);
+    uint64_t keep = rng_state;
+    rng_state = 12345;
+    float *x = rand_buf((size_t)N * LD), *y = rand_buf((size_t)N * LD), *w = rand_buf(D);
+    float *b = rand_buf(D), *q = rand_buf((size_t)N * HD), *k = rand_buf((size_t)NK * HD);
+    float *v = rand_buf((size_t)NK * HD), work[N * NK + N], sums[N];
+    float *o = out;
+    kn_layer_norm(x, o, N, D, w, b, 1e-6f), o += stride;
+    kn_layer_norm(x, o, N, D, NULL, NULL, 1e-6f), o += stride;
+    memcpy(o, x, (size_t)N * LD * sizeof(float));
+    kn_gelu_tanh(o, (size_t)N * LD - 3), o += stride;
+    memcpy(o, x, (size_t)N * LD * sizeof(float));
+    kn_silu(o, (size_t)N * LD - 1), o += stride;
+    memcpy(o, x, (size_t)N * LD * sizeof(float));
+    kn_sumsq_rows(o, LD, N, D, sums);
+    kn_rms_scale(o, LD, N, D, sums, D + 2, w, 1e-6f);
+    memcpy(o + (size_t)N * LD, sums, sizeof sums), o += stride;
+    memcpy(o, x, (size_t)N * D * sizeof(float));
+    kn_modulate(o, N, D, w, b), o += stride;
+    memcpy(o, x, (size_t)N * D * sizeof(float));
+    kn_residual_add(o, N, D, y, LD, b, w);
+    kn_residual_add(o, N, D, y, LD, NULL, w);
+    kn_residual_add(o, N, D, y, LD, b, NULL), o += stride;
+    memcpy(o, x, (size_t)N * LD * sizeof(float));
+    kn_add_bias(o, LD, N, D, b), o += stride;
+    kn_attention(q, HD, k, HD, v, HD, o, HD, N, NK, 1, HD, work);
+    rng_state = keep;
+    free(x), free(y), free(w), free(b), free(q), free(k), free(v);
+}
+
+static void test_every_width_same_results(void **state) {
+    (void)state;
+    enum { OPS = 9, STRIDE = 5 * 41 + 8 };
+    const char *prev = getenv("RFARM_NN_LANES");
+    char keep[8] = "";
+    if (prev)
+        snprintf(keep, sizeof keep, "%s", prev);
+    float *ref = calloc(OPS * STRIDE, sizeof(float)), *got = calloc(OPS * STRIDE, sizeof(float));
+    run_elementwise("4", ref, STRIDE);
+    const char *widths[2] = {"8", "16"};
+    for (int i = 0; i < 2; i++) {
+        run_elementwise(widths[i], got, STRIDE);
+        assert_memory_equal(got, ref, (OPS - 1) * STRIDE * sizeof(float));
+        for (int j = (OPS - 1) * STRIDE; j < OPS * STRIDE; j++)
+            assert_true(fabsf(got[j] - ref[j]) < 1e-6f);
+    }
+    if (prev)
+        setenv("RFARM_NN_LANES", keep, 1);
+    else
+        unsetenv("RFARM_NN_LANES");
+    free(ref), free(got);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attention_matches_definition),
@@ -228,6 +287,16 @@ int main(void) {
         cmocka_unit_test(test_layer_norm_and_elementwise),
         cmocka_unit_test(test_activations_accurate_everywhere),
         cmocka_unit_test(test_sgemm_transposes_and_empty),
+        cmocka_unit_test(test_every_width_same_results),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    /* the whole group at each width the kernels are built for; a width
+     * the CPU lacks runs the narrower one again */
+    static const char *const lanes[] = {"4", "8", "16"};
+    int failed = 0;
+    for (size_t i = 0; i < sizeof lanes / sizeof lanes[0]; i++) {
+        setenv("RFARM_NN_LANES", lanes[i], 1);
+        printf("RFARM_NN_LANES=%s\n", lanes[i]);
+        failed += cmocka_run_group_tests(tests, NULL, NULL);
+    }
+    return failed;
 }
