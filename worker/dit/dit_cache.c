@@ -124,17 +124,6 @@ void dit_cache_free(dit_cache *c) {
     free(c);
 }
 
-size_t dit_cache_models(dit_cache *c) {
-    if (!c)
-        return 0;
-    size_t n = 0;
-    pthread_mutex_lock(&c->mu);
-    for (dit_cache_entry *e = c->head; e; e = e->next)
-        n++;
-    pthread_mutex_unlock(&c->mu);
-    return n;
-}
-
 /* An idle entry for (dir, ranks, fp), marked busy; or NULL, after moving
  * every idle entry to *evict (they are freed outside the lock). */
 static dit_cache_entry *lease_or_evict(dit_cache *c, const char *dir, int ranks, uint64_t fp,

@@ -53,7 +53,4 @@ int dit_cache_acquire(dit_cache *c, const char *model_dir, int ranks, const char
  * a failed segment whose rank group may not be usable again. */
 void dit_cache_release(dit_cache *c, dit_lease *lease, int keep);
 
-/* Models held (leased or idle). For tests and logs. */
-size_t dit_cache_models(dit_cache *c);
-
 #endif

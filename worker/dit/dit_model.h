@@ -13,8 +13,8 @@
  *
  * (the text encoder and tokenizer folders, if present, are not read: the
  * prompt arrives as embeddings). Weights are converted to float32 once, at
- * load; a rank holds only its share of the transformer, rank 0 also the
- * VAE decoder.
+ * load; a rank holds only its share of the transformer; the VAE decoder
+ * is held once and runs on the caller's thread.
  *
  * Ranks are threads: the group's R ranks run a segment's denoising loop
  * side by side (rank 0 on the caller's thread) and meet in the
@@ -47,7 +47,7 @@ const wan_vae_config *dit_model_vae_config(const dit_model *m);
 /* The directory's scheduler, as scheduler_config.json describes it. */
 const fm_sched_config *dit_model_sched_config(const dit_model *m);
 int dit_model_ranks(const dit_model *m);
-/* Float32 weight bytes held by all ranks and the VAE together. */
+/* Float32 bytes of transformer weights held by all ranks together. */
 uint64_t dit_model_weight_bytes(const dit_model *m);
 
 /* Prompt embeddings as the text encoder left them: `prompt_embeds`
