@@ -17,9 +17,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Query rows per attention block: enough for sgemm to run at full speed,
- * few enough that rows x keys stays in the low megabytes at real lengths. */
-#define KN_ATTN_ROWS 128
+/* Query rows per attention block: as many as keep the block's scores
+ * (rows x keys) within about 1 MiB, so they stay in L2 between the two
+ * products and the softmax, but at least 64, below which sgemm slows
+ * down, and at most 256, past which it gains nothing (at 768 keys, 128
+ * rows ran the products at 128 GFLOP/s on one core, 256 rows at 137). At
+ * 32k keys (a 480p clip of 81 frames) that is 64 rows, 8 MiB of scores. */
+#define KN_ATTN_SCORES (256 * 1024)
+#define KN_ATTN_MIN_ROWS 64
+#define KN_ATTN_MAX_ROWS 256
+
+static int attn_rows(int nq, int nk) {
+    int rows = nk > 0 ? KN_ATTN_SCORES / nk : KN_ATTN_MAX_ROWS;
+    rows = rows < KN_ATTN_MIN_ROWS ? KN_ATTN_MIN_ROWS : rows;
+    rows = rows > KN_ATTN_MAX_ROWS ? KN_ATTN_MAX_ROWS : rows;
+    return nq < rows ? nq : rows;
+}
 
 void kn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
               int lda, const float *B, int ldb, float beta, float *C, int ldc) {
@@ -191,7 +204,7 @@ void kn_rope3d_tables(int F, int H, int W, int hd, double theta, float *cos_t, f
 }
 
 size_t kn_attention_workspace(int nq, int nk) {
-    size_t rows = (size_t)(nq < KN_ATTN_ROWS ? nq : KN_ATTN_ROWS);
+    size_t rows = (size_t)attn_rows(nq, nk);
     /* scores, then one inverse row sum per row */
     return rows * (size_t)nk + rows;
 }
@@ -207,7 +220,7 @@ void kn_attention(const float *q, int ldq, const float *k, int ldk, const float 
         return;
     }
     const int lanes = kn_lanes();
-    int rows = nq < KN_ATTN_ROWS ? nq : KN_ATTN_ROWS;
+    int rows = attn_rows(nq, nk);
     float *scores = work;
     float *inv_sum = work + (size_t)rows * nk;
     float scale = (float)(1.0 / sqrt((double)hd));

@@ -33,20 +33,21 @@ static float *rand_buf(size_t n) {
     return p;
 }
 
-static void test_attention_matches_definition(void **state) {
-    (void)state;
-    /* 300 query rows: more than two blocks, the last one partial. */
-    enum { NQ = 300, NK = 77, HEADS = 3, HD = 8, LDQ = 40, LDK = 50, LDV = 30, LDO = 28 };
+/* kn_attention on q [nq, ldq], k [nk, ldk], v [nk, ldv] against the
+ * definition in double, heads of hd channels; o has ldo columns. */
+static void attention_vs_definition(int NQ, int NK, int HEADS, int HD, int LDQ, int LDK, int LDV,
+                                    int LDO) {
     float *q = rand_buf((size_t)NQ * LDQ), *k = rand_buf((size_t)NK * LDK);
     float *v = rand_buf((size_t)NK * LDV), *o = calloc((size_t)NQ * LDO, sizeof(float));
     for (size_t i = 0; i < (size_t)NQ * LDQ; i++)
         q[i] *= 3.0f; /* peaky softmax rows */
     float *work = malloc(kn_attention_workspace(NQ, NK) * sizeof(float));
+    double *s = malloc((size_t)NK * sizeof(double));
     kn_attention(q, LDQ, k, LDK, v, LDV, o, LDO, NQ, NK, HEADS, HD, work);
     double worst = 0.0;
     for (int h = 0; h < HEADS; h++)
         for (int i = 0; i < NQ; i++) {
-            double s[NK], mx = -1e300, sum = 0.0;
+            double mx = -1e300, sum = 0.0;
             for (int j = 0; j < NK; j++) {
                 double d = 0.0;
                 for (int c = 0; c < HD; c++)
@@ -69,7 +70,16 @@ static void test_attention_matches_definition(void **state) {
     for (int i = 0; i < NQ; i++)
         for (int c = HEADS * HD; c < LDO; c++)
             assert_true(o[i * LDO + c] == 0.0f);
-    free(q), free(k), free(v), free(o), free(work);
+    free(q), free(k), free(v), free(o), free(work), free(s);
+}
+
+static void test_attention_matches_definition(void **state) {
+    (void)state;
+    /* 600 query rows: more than two blocks (of 256 rows at 77 keys), the
+     * last one partial; strided q, k, v and o */
+    attention_vs_definition(600, 77, 3, 8, 40, 50, 30, 28);
+    /* 5000 keys: blocks of 64 rows, the fewest the block size goes to */
+    attention_vs_definition(150, 5000, 1, 4, 4, 4, 4, 4);
 }
 
 static void test_rope_rotates_pairs(void **state) {
