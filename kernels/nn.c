@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* Query rows per attention block: as many as keep the block's scores
  * (rows x keys) within about 1 MiB, so they stay in L2 between the two
@@ -32,6 +33,28 @@ static int attn_rows(int nq, int nk) {
     rows = rows < KN_ATTN_MIN_ROWS ? KN_ATTN_MIN_ROWS : rows;
     rows = rows > KN_ATTN_MAX_ROWS ? KN_ATTN_MAX_ROWS : rows;
     return nq < rows ? nq : rows;
+}
+
+#define KN_HUGE_PAGE ((size_t)2 << 20)
+
+float *kn_alloc(size_t count) {
+    if (count > SIZE_MAX / sizeof(float) - KN_HUGE_PAGE)
+        return NULL;
+    size_t bytes = (count ? count : 1) * sizeof(float);
+    if (bytes < KN_HUGE_PAGE)
+        return aligned_alloc(64, (bytes + 63) / 64 * 64);
+    bytes = (bytes + KN_HUGE_PAGE - 1) / KN_HUGE_PAGE * KN_HUGE_PAGE;
+    float *p = aligned_alloc(KN_HUGE_PAGE, bytes);
+#ifdef MADV_HUGEPAGE
+    /* advice: refused, it changes nothing but the speed */
+    if (p)
+        (void)madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+void kn_free(float *p) {
+    free(p);
 }
 
 void kn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,

@@ -231,6 +231,23 @@ static void test_sgemm_transposes_and_empty(void **state) {
     assert_true(y[0] == 7.0f);
 }
 
+/* Large-tensor memory: 64-byte aligned, 2 MiB aligned from 2 MiB on
+ * (where huge pages can back it), all of it writable. */
+static void test_alloc_alignment(void **state) {
+    (void)state;
+    size_t sizes[3] = {1, 1000, (size_t)3 << 19}; /* the last: 6 MiB */
+    for (int i = 0; i < 3; i++) {
+        float *p = kn_alloc(sizes[i]);
+        assert_non_null(p);
+        size_t align = sizes[i] * sizeof(float) >= ((size_t)2 << 20) ? (size_t)2 << 20 : 64;
+        assert_int_equal((uintptr_t)p % align, 0);
+        memset(p, 0x5a, sizes[i] * sizeof(float));
+        kn_free(p);
+    }
+    kn_free(NULL);
+    assert_null(kn_alloc(SIZE_MAX / 2));
+}
+
 /* Every element-wise op at 8 and 16 lanes gives the 4-lane result bit for
  * bit, on rows whose length (37) leaves a tail at every width; the
  * softmax, whose row sums add lanes in another order, within 1e-6. */
@@ -298,6 +315,7 @@ int main(void) {
         cmocka_unit_test(test_activations_accurate_everywhere),
         cmocka_unit_test(test_sgemm_transposes_and_empty),
         cmocka_unit_test(test_every_width_same_results),
+        cmocka_unit_test(test_alloc_alignment),
     };
     /* the whole group at each width the kernels are built for; a width
      * the CPU lacks runs the narrower one again */

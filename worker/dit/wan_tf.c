@@ -35,12 +35,8 @@ void wan_tf_acts_free(wan_tf_acts *a) {
     float *p[] = {a->x, a->h, a->y, a->qkv, a->att, a->q2, a->ff, a->patch, a->ctx1, a->ctx,
                   a->kv2, a->sums, a->work, a->rope_cos, a->rope_sin};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
-        free(p[i]);
+        kn_free(p[i]);
     memset(a, 0, sizeof *a);
-}
-
-static float *falloc(size_t count) {
-    return malloc((count ? count : 1) * sizeof(float));
 }
 
 /* Buffers for N tokens and L text tokens; kept when they are big enough. */
@@ -59,22 +55,22 @@ static int acts_ensure(wan_tf *m, int N, int L) {
     size_t chan = (size_t)(c->in_channels > c->out_channels ? c->in_channels : c->out_channels);
     size_t nl = n > l ? n : l;
     size_t ws_self = kn_attention_workspace(N, N), ws_cross = kn_attention_workspace(N, L);
-    a->x = falloc(n * dim);
-    a->h = falloc(n * dim);
-    a->y = falloc(n * dim);
-    a->qkv = falloc(n * 3 * dl);
-    a->att = falloc(n * dl);
-    a->q2 = falloc(n * dl);
-    a->ff = falloc(n * (size_t)m->fl);
-    a->patch = falloc(n * chan * pp);
-    a->ctx1 = falloc(l * (size_t)m->tl);
-    a->ctx = falloc(l * dim);
-    a->kv2 = falloc(l * 2 * dl);
-    a->sums = falloc(2 * nl);
+    a->x = kn_alloc(n * dim);
+    a->h = kn_alloc(n * dim);
+    a->y = kn_alloc(n * dim);
+    a->qkv = kn_alloc(n * 3 * dl);
+    a->att = kn_alloc(n * dl);
+    a->q2 = kn_alloc(n * dl);
+    a->ff = kn_alloc(n * (size_t)m->fl);
+    a->patch = kn_alloc(n * chan * pp);
+    a->ctx1 = kn_alloc(l * (size_t)m->tl);
+    a->ctx = kn_alloc(l * dim);
+    a->kv2 = kn_alloc(l * 2 * dl);
+    a->sums = kn_alloc(2 * nl);
     a->work_cap = ws_self > ws_cross ? ws_self : ws_cross;
-    a->work = falloc(a->work_cap);
-    a->rope_cos = falloc(n * (size_t)c->head_dim / 2);
-    a->rope_sin = falloc(n * (size_t)c->head_dim / 2);
+    a->work = kn_alloc(a->work_cap);
+    a->rope_cos = kn_alloc(n * (size_t)c->head_dim / 2);
+    a->rope_sin = kn_alloc(n * (size_t)c->head_dim / 2);
     if (!a->x || !a->h || !a->y || !a->qkv || !a->att || !a->q2 || !a->ff || !a->patch ||
         !a->ctx1 || !a->ctx || !a->kv2 || !a->sums || !a->work || !a->rope_cos || !a->rope_sin) {
         wan_tf_acts_free(a);
@@ -106,7 +102,7 @@ static int reduce(wan_tf *m, float *buf, size_t count, const char *what, int lay
 void wan_tf_text_free(wan_tf *m) {
     for (int i = 0; i < WAN_TF_TEXT_SLOTS; i++) {
         free(m->text[i].key);
-        free(m->text[i].kv);
+        kn_free(m->text[i].kv);
     }
     memset(m->text, 0, sizeof m->text);
 }
@@ -165,17 +161,17 @@ static int text_claim(wan_tf *m, const float *ctx, int L, int have) {
     size_t nkv = (size_t)m->cfg.num_layers * L * 2 * m->dl;
     if (t->key_cap < nkey) {
         free(t->key);
-        t->key = falloc(nkey);
+        t->key = malloc((nkey ? nkey : 1) * sizeof(float));
         t->key_cap = t->key ? nkey : 0;
     }
     if (t->kv_cap < nkv) {
-        free(t->kv);
-        t->kv = falloc(nkv);
+        kn_free(t->kv);
+        t->kv = kn_alloc(nkv);
         t->kv_cap = t->kv ? nkv : 0;
     }
     if (!t->key || !t->kv) {
         free(t->key);
-        free(t->kv);
+        kn_free(t->kv);
         memset(t, 0, sizeof *t);
         return -1;
     }

@@ -12,6 +12,8 @@
  */
 #include "wan_tf_internal.h"
 
+#include "nn.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,11 +308,39 @@ void wan_tf_share(int total, int rank, int nranks, int *start, int *len) {
     *len = (int)(b - a);
 }
 
-/* Allocations are never empty, so that a rank with no heads or hidden units
- * still has valid pointers; only the floats it holds are counted. */
-static float *walloc(wan_tf *m, size_t count) {
-    m->bytes += (uint64_t)count * sizeof(float);
-    return calloc(count ? count : 1, sizeof(float));
+/* A rank's weights are slices of one allocation (kn_alloc: huge pages,
+ * which make sgemm's packing of the weights a few percent faster; one
+ * allocation wastes no rounding per tensor). alloc_weights lists where
+ * each tensor goes and how large it is, then carves them out. A tensor a
+ * rank holds none of (no heads) still gets a valid pointer. */
+typedef struct {
+    float **dst;
+    size_t count;
+} wslot;
+
+typedef struct {
+    wslot *s;
+    size_t n, cap;
+    int oom;
+} wplan;
+
+static void walloc(wplan *p, float **dst, size_t count) {
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? 2 * p->cap : 64;
+        wslot *s = realloc(p->s, cap * sizeof *s);
+        if (!s) {
+            p->oom = 1;
+            return;
+        }
+        p->s = s, p->cap = cap;
+    }
+    p->s[p->n++] = (wslot){dst, count};
+}
+
+/* floats a slice takes in the arena: whole 64-byte lines, so that every
+ * tensor starts on one */
+static size_t wround(size_t count) {
+    return (count + 15) / 16 * 16;
 }
 
 static void shape_str(const int64_t *s, int ndim, char *buf, size_t len) {
@@ -425,62 +455,72 @@ static int wt_load(wan_tf *m, st_set *set, const wt_entry *e, char *err, size_t 
 
 static int alloc_weights(wan_tf *m) {
     const wan_tf_config *c = &m->cfg;
+    wplan p = {0};
     size_t dim = (size_t)m->dim, dl = (size_t)m->dl, fl = (size_t)m->fl, tl = (size_t)m->tl;
     size_t pp = (size_t)c->patch[0] * c->patch[1] * c->patch[2];
-    m->patch_w = walloc(m, dim * c->in_channels * pp);
-    m->patch_b = walloc(m, dim);
-    m->te1_w = walloc(m, dim * c->freq_dim);
-    m->te1_b = walloc(m, dim);
-    m->te2_w = walloc(m, dim * dim);
-    m->te2_b = walloc(m, dim);
-    m->tp_w = walloc(m, 6 * dim * dim);
-    m->tp_b = walloc(m, 6 * dim);
-    m->tx1_w = walloc(m, tl * c->text_dim);
-    m->tx1_b = walloc(m, tl);
-    m->tx2_w = walloc(m, dim * tl);
-    m->tx2_b = walloc(m, dim);
-    m->out_w = walloc(m, c->out_channels * pp * dim);
-    m->out_b = walloc(m, c->out_channels * pp);
-    m->out_sst = walloc(m, 2 * dim);
-    if (!m->patch_w || !m->patch_b || !m->te1_w || !m->te1_b || !m->te2_w || !m->te2_b ||
-        !m->tp_w || !m->tp_b || !m->tx1_w || !m->tx1_b || !m->tx2_w || !m->tx2_b || !m->out_w ||
-        !m->out_b || !m->out_sst)
-        return -1;
+    walloc(&p, &m->patch_w, dim * c->in_channels * pp);
+    walloc(&p, &m->patch_b, dim);
+    walloc(&p, &m->te1_w, dim * c->freq_dim);
+    walloc(&p, &m->te1_b, dim);
+    walloc(&p, &m->te2_w, dim * dim);
+    walloc(&p, &m->te2_b, dim);
+    walloc(&p, &m->tp_w, 6 * dim * dim);
+    walloc(&p, &m->tp_b, 6 * dim);
+    walloc(&p, &m->tx1_w, tl * c->text_dim);
+    walloc(&p, &m->tx1_b, tl);
+    walloc(&p, &m->tx2_w, dim * tl);
+    walloc(&p, &m->tx2_b, dim);
+    walloc(&p, &m->out_w, c->out_channels * pp * dim);
+    walloc(&p, &m->out_b, c->out_channels * pp);
+    walloc(&p, &m->out_sst, 2 * dim);
     m->blocks = calloc((size_t)c->num_layers, sizeof *m->blocks);
-    if (!m->blocks)
+    if (!m->blocks) {
+        free(p.s);
         return -1;
+    }
     for (int l = 0; l < c->num_layers; l++) {
         wan_tf_block *b = &m->blocks[l];
-        b->sst = walloc(m, 6 * dim);
-        b->qkv_w = walloc(m, 3 * dl * dim);
-        b->qkv_b = walloc(m, 3 * dl);
-        b->nq1 = walloc(m, dl);
-        b->nk1 = walloc(m, dl);
-        b->o1_w = walloc(m, dim * dl);
-        b->o1_b = walloc(m, dim);
-        b->q2_w = walloc(m, dl * dim);
-        b->q2_b = walloc(m, dl);
-        b->kv2_w = walloc(m, 2 * dl * dim);
-        b->kv2_b = walloc(m, 2 * dl);
-        b->nq2 = walloc(m, dl);
-        b->nk2 = walloc(m, dl);
-        b->o2_w = walloc(m, dim * dl);
-        b->o2_b = walloc(m, dim);
+        walloc(&p, &b->sst, 6 * dim);
+        walloc(&p, &b->qkv_w, 3 * dl * dim);
+        walloc(&p, &b->qkv_b, 3 * dl);
+        walloc(&p, &b->nq1, dl);
+        walloc(&p, &b->nk1, dl);
+        walloc(&p, &b->o1_w, dim * dl);
+        walloc(&p, &b->o1_b, dim);
+        walloc(&p, &b->q2_w, dl * dim);
+        walloc(&p, &b->q2_b, dl);
+        walloc(&p, &b->kv2_w, 2 * dl * dim);
+        walloc(&p, &b->kv2_b, 2 * dl);
+        walloc(&p, &b->nq2, dl);
+        walloc(&p, &b->nk2, dl);
+        walloc(&p, &b->o2_w, dim * dl);
+        walloc(&p, &b->o2_b, dim);
         if (c->cross_attn_norm) {
-            b->n2_w = walloc(m, dim);
-            b->n2_b = walloc(m, dim);
-            if (!b->n2_w || !b->n2_b)
-                return -1;
+            walloc(&p, &b->n2_w, dim);
+            walloc(&p, &b->n2_b, dim);
         }
-        b->ff1_w = walloc(m, fl * dim);
-        b->ff1_b = walloc(m, fl);
-        b->ff2_w = walloc(m, dim * fl);
-        b->ff2_b = walloc(m, dim);
-        if (!b->sst || !b->qkv_w || !b->qkv_b || !b->nq1 || !b->nk1 || !b->o1_w || !b->o1_b ||
-            !b->q2_w || !b->q2_b || !b->kv2_w || !b->kv2_b || !b->nq2 || !b->nk2 || !b->o2_w ||
-            !b->o2_b || !b->ff1_w || !b->ff1_b || !b->ff2_w || !b->ff2_b)
-            return -1;
+        walloc(&p, &b->ff1_w, fl * dim);
+        walloc(&p, &b->ff1_b, fl);
+        walloc(&p, &b->ff2_w, dim * fl);
+        walloc(&p, &b->ff2_b, dim);
     }
+    size_t total = 0;
+    for (size_t i = 0; i < p.n; i++)
+        total += wround(p.s[i].count);
+    m->arena = p.oom ? NULL : kn_alloc(total);
+    if (!m->arena) {
+        for (size_t i = 0; i < p.n; i++)
+            m->bytes += (uint64_t)p.s[i].count * sizeof(float); /* for the message */
+        free(p.s);
+        return -1;
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < p.n; i++) {
+        *p.s[i].dst = m->arena + off;
+        off += wround(p.s[i].count);
+        m->bytes += (uint64_t)p.s[i].count * sizeof(float);
+    }
+    free(p.s);
     m->tfreq = calloc((size_t)c->freq_dim, sizeof(float));
     m->temb = calloc(dim, sizeof(float));
     m->tmp = calloc(dim, sizeof(float));
@@ -548,20 +588,9 @@ uint64_t wan_tf_weight_bytes(const wan_tf *m) {
 void wan_tf_free(wan_tf *m) {
     if (!m)
         return;
-    if (m->blocks) {
-        for (int l = 0; l < m->cfg.num_layers; l++) {
-            wan_tf_block *b = &m->blocks[l];
-            float *p[] = {b->sst, b->qkv_w, b->qkv_b, b->nq1, b->nk1, b->o1_w, b->o1_b,
-                          b->n2_w, b->n2_b, b->q2_w, b->q2_b, b->kv2_w, b->kv2_b, b->nq2,
-                          b->nk2, b->o2_w, b->o2_b, b->ff1_w, b->ff1_b, b->ff2_w, b->ff2_b};
-            for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
-                free(p[i]);
-        }
-        free(m->blocks);
-    }
-    float *p[] = {m->patch_w, m->patch_b, m->te1_w, m->te1_b, m->te2_w, m->te2_b, m->tp_w,
-                  m->tp_b, m->tx1_w, m->tx1_b, m->tx2_w, m->tx2_b, m->out_w, m->out_b,
-                  m->out_sst, m->tfreq, m->temb, m->tmp, m->tproj, m->mod, m->scale1};
+    kn_free(m->arena);
+    free(m->blocks);
+    float *p[] = {m->tfreq, m->temb, m->tmp, m->tproj, m->mod, m->scale1};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
         free(p[i]);
     wan_tf_acts_free(&m->a);
