@@ -71,7 +71,8 @@ def main():
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--text-len", type=int, default=512)
     ap.add_argument("--iters", type=int, default=3, help="forwards timed per run (median)")
-    ap.add_argument("--rounds", type=int, default=2, help="alternated runs of each")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="alternated runs of each; the median, so one disturbed run does not move it")
     ap.add_argument("--venv", default=os.path.join(tempfile.gettempdir(), "rfarm-bench-venv"))
     o = ap.parse_args()
     tool = os.path.join(os.path.abspath(o.bin), "rf-bench-dit")

@@ -45,6 +45,10 @@ t = torch.tensor([500.0])
 ctx = torch.randn(1, o.text_len, 4096)
 save_file({"hidden_states": x, "timestep": t, "encoder_hidden_states": ctx},
           os.path.join(o.dir, "inputs.safetensors"))
+# The files just written (the weights: about 4 bytes a parameter) would
+# otherwise be written back to disk while the forwards below are timed,
+# which made this first run of each benchmark the slowest by up to 30%.
+os.sync()
 
 times = []
 with torch.inference_mode():
