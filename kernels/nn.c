@@ -37,7 +37,7 @@ static int attn_rows(int nq, int nk) {
 
 #define KN_HUGE_PAGE ((size_t)2 << 20)
 
-float *kn_alloc(size_t count) {
+float *kn_tensor_alloc(size_t count) {
     if (count > SIZE_MAX / sizeof(float) - KN_HUGE_PAGE)
         return NULL;
     size_t bytes = (count ? count : 1) * sizeof(float);
@@ -53,7 +53,7 @@ float *kn_alloc(size_t count) {
     return p;
 }
 
-void kn_free(float *p) {
+void kn_tensor_free(float *p) {
     free(p);
 }
 

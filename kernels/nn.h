@@ -34,9 +34,9 @@
  * huge pages in madvise mode; elsewhere, or where refused, ordinary
  * pages): sgemm packs its operands from memory a page-table walk away,
  * and huge pages made the weight packing, about a tenth of a forward,
- * measurably cheaper. Release with kn_free (NULL is fine). */
-float *kn_alloc(size_t count);
-void kn_free(float *p);
+ * measurably cheaper. Release with kn_tensor_free (NULL is fine). */
+float *kn_tensor_alloc(size_t count);
+void kn_tensor_free(float *p);
 
 /* C[M,N] = alpha * op(A) op(B) + beta * C, row-major. op(A) is A[M,K]
  * (lda >= K) or, with trans_a, A^T for A stored [K,M] (lda >= M); the same

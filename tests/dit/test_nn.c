@@ -237,15 +237,15 @@ static void test_alloc_alignment(void **state) {
     (void)state;
     size_t sizes[3] = {1, 1000, (size_t)3 << 19}; /* the last: 6 MiB */
     for (int i = 0; i < 3; i++) {
-        float *p = kn_alloc(sizes[i]);
+        float *p = kn_tensor_alloc(sizes[i]);
         assert_non_null(p);
         size_t align = sizes[i] * sizeof(float) >= ((size_t)2 << 20) ? (size_t)2 << 20 : 64;
         assert_int_equal((uintptr_t)p % align, 0);
         memset(p, 0x5a, sizes[i] * sizeof(float));
-        kn_free(p);
+        kn_tensor_free(p);
     }
-    kn_free(NULL);
-    assert_null(kn_alloc(SIZE_MAX / 2));
+    kn_tensor_free(NULL);
+    assert_null(kn_tensor_alloc(SIZE_MAX / 2));
 }
 
 /* Every element-wise op at 8 and 16 lanes gives the 4-lane result bit for

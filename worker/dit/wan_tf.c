@@ -35,7 +35,7 @@ void wan_tf_acts_free(wan_tf_acts *a) {
     float *p[] = {a->x, a->h, a->y, a->qkv, a->att, a->q2, a->ff, a->patch, a->ctx1, a->ctx,
                   a->kv2, a->sums, a->work, a->rope_cos, a->rope_sin};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
-        kn_free(p[i]);
+        kn_tensor_free(p[i]);
     memset(a, 0, sizeof *a);
 }
 
@@ -55,22 +55,22 @@ static int acts_ensure(wan_tf *m, int N, int L) {
     size_t chan = (size_t)(c->in_channels > c->out_channels ? c->in_channels : c->out_channels);
     size_t nl = n > l ? n : l;
     size_t ws_self = kn_attention_workspace(N, N), ws_cross = kn_attention_workspace(N, L);
-    a->x = kn_alloc(n * dim);
-    a->h = kn_alloc(n * dim);
-    a->y = kn_alloc(n * dim);
-    a->qkv = kn_alloc(n * 3 * dl);
-    a->att = kn_alloc(n * dl);
-    a->q2 = kn_alloc(n * dl);
-    a->ff = kn_alloc(n * (size_t)m->fl);
-    a->patch = kn_alloc(n * chan * pp);
-    a->ctx1 = kn_alloc(l * (size_t)m->tl);
-    a->ctx = kn_alloc(l * dim);
-    a->kv2 = kn_alloc(l * 2 * dl);
-    a->sums = kn_alloc(2 * nl);
+    a->x = kn_tensor_alloc(n * dim);
+    a->h = kn_tensor_alloc(n * dim);
+    a->y = kn_tensor_alloc(n * dim);
+    a->qkv = kn_tensor_alloc(n * 3 * dl);
+    a->att = kn_tensor_alloc(n * dl);
+    a->q2 = kn_tensor_alloc(n * dl);
+    a->ff = kn_tensor_alloc(n * (size_t)m->fl);
+    a->patch = kn_tensor_alloc(n * chan * pp);
+    a->ctx1 = kn_tensor_alloc(l * (size_t)m->tl);
+    a->ctx = kn_tensor_alloc(l * dim);
+    a->kv2 = kn_tensor_alloc(l * 2 * dl);
+    a->sums = kn_tensor_alloc(2 * nl);
     a->work_cap = ws_self > ws_cross ? ws_self : ws_cross;
-    a->work = kn_alloc(a->work_cap);
-    a->rope_cos = kn_alloc(n * (size_t)c->head_dim / 2);
-    a->rope_sin = kn_alloc(n * (size_t)c->head_dim / 2);
+    a->work = kn_tensor_alloc(a->work_cap);
+    a->rope_cos = kn_tensor_alloc(n * (size_t)c->head_dim / 2);
+    a->rope_sin = kn_tensor_alloc(n * (size_t)c->head_dim / 2);
     if (!a->x || !a->h || !a->y || !a->qkv || !a->att || !a->q2 || !a->ff || !a->patch ||
         !a->ctx1 || !a->ctx || !a->kv2 || !a->sums || !a->work || !a->rope_cos || !a->rope_sin) {
         wan_tf_acts_free(a);
@@ -102,7 +102,7 @@ static int reduce(wan_tf *m, float *buf, size_t count, const char *what, int lay
 void wan_tf_text_free(wan_tf *m) {
     for (int i = 0; i < WAN_TF_TEXT_SLOTS; i++) {
         free(m->text[i].key);
-        kn_free(m->text[i].kv);
+        kn_tensor_free(m->text[i].kv);
     }
     memset(m->text, 0, sizeof m->text);
 }
@@ -165,13 +165,13 @@ static int text_claim(wan_tf *m, const float *ctx, int L, int have) {
         t->key_cap = t->key ? nkey : 0;
     }
     if (t->kv_cap < nkv) {
-        kn_free(t->kv);
-        t->kv = kn_alloc(nkv);
+        kn_tensor_free(t->kv);
+        t->kv = kn_tensor_alloc(nkv);
         t->kv_cap = t->kv ? nkv : 0;
     }
     if (!t->key || !t->kv) {
         free(t->key);
-        kn_free(t->kv);
+        kn_tensor_free(t->kv);
         memset(t, 0, sizeof *t);
         return -1;
     }

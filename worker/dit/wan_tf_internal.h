@@ -73,7 +73,7 @@ struct wan_tf {
     int t0, tl;      /* this rank's hidden units of the text MLP */
     uint64_t bytes;  /* float32 weight bytes held */
 
-    float *arena;                     /* every weight below lies in it (kn_alloc) */
+    float *arena;                     /* every weight below lies in it (kn_tensor_alloc) */
     float *patch_w, *patch_b;         /* [dim, C_in*pt*ph*pw], [dim] */
     float *te1_w, *te1_b;             /* time_embedder.linear_1 [dim, freq_dim] */
     float *te2_w, *te2_b;             /* time_embedder.linear_2 [dim, dim] */

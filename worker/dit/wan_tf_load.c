@@ -308,7 +308,7 @@ void wan_tf_share(int total, int rank, int nranks, int *start, int *len) {
     *len = (int)(b - a);
 }
 
-/* A rank's weights are slices of one allocation (kn_alloc: huge pages,
+/* A rank's weights are slices of one allocation (kn_tensor_alloc: huge pages,
  * which make sgemm's packing of the weights a few percent faster; one
  * allocation wastes no rounding per tensor). alloc_weights lists where
  * each tensor goes and how large it is, then carves them out. A tensor a
@@ -507,7 +507,7 @@ static int alloc_weights(wan_tf *m) {
     size_t total = 0;
     for (size_t i = 0; i < p.n; i++)
         total += wround(p.s[i].count);
-    m->arena = p.oom ? NULL : kn_alloc(total);
+    m->arena = p.oom ? NULL : kn_tensor_alloc(total);
     if (!m->arena) {
         for (size_t i = 0; i < p.n; i++)
             m->bytes += (uint64_t)p.s[i].count * sizeof(float); /* for the message */
@@ -588,7 +588,7 @@ uint64_t wan_tf_weight_bytes(const wan_tf *m) {
 void wan_tf_free(wan_tf *m) {
     if (!m)
         return;
-    kn_free(m->arena);
+    kn_tensor_free(m->arena);
     free(m->blocks);
     float *p[] = {m->tfreq, m->temb, m->tmp, m->tproj, m->mod, m->scale1};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
