@@ -7,5 +7,4 @@ target_sources(rfdit PRIVATE
   ${CMAKE_CURRENT_SOURCE_DIR}/worker/dit/dit_cache.c
   ${CMAKE_CURRENT_SOURCE_DIR}/kernels/yuv.c)
 target_sources(rfengine PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/worker/engine_dit.c)
-target_compile_definitions(rfengine PRIVATE RFARM_HAVE_DIT=1)
 target_link_libraries(rfengine PRIVATE rfdit)

@@ -12,10 +12,6 @@
  * the engine's own parser, which names each bad key. The coordinator calls
  * it at submission with the same code the worker runs, so a job that a
  * worker would refuse never gets queued.
- *
- * The dit engine is in the table only when the build has its model code
- * (RFARM_DIT, the default); the rest of the farm learns that from
- * engine_names() like any other engine.
  */
 #include <jansson.h>
 #include <stdarg.h>
@@ -35,19 +31,13 @@ typedef struct engine_entry {
 static const engine_entry engines[] = {
     {"synthetic", engine_synthetic_render, engine_synthetic_check, 1},
     {"exec", engine_exec_render, engine_exec_check, 1},
-#ifdef RFARM_HAVE_DIT
     {"dit", engine_dit_render, engine_dit_check, 4},
-#endif
 };
 
 #define N_ENGINES (sizeof engines / sizeof engines[0])
 
 /* engine_names() hands out this list: the names of engines[], in order. */
-static const char *const engine_name_list[] = {"synthetic", "exec",
-#ifdef RFARM_HAVE_DIT
-                                               "dit",
-#endif
-                                               NULL};
+static const char *const engine_name_list[] = {"synthetic", "exec", "dit", NULL};
 _Static_assert(sizeof engine_name_list / sizeof engine_name_list[0] == N_ENGINES + 1,
                "engine_name_list must name every entry of engines[]");
 
@@ -95,22 +85,18 @@ int engine_cache_new(engine_cache **out, char *err, size_t errlen) {
         snprintf(err, errlen, "engine cache: out of memory");
         return -1;
     }
-#ifdef RFARM_HAVE_DIT
     if (engine_dit_cache_new(&(*out)->dit, err, errlen) != 0) {
         free(*out);
         *out = NULL;
         return -1;
     }
-#endif
     return 0;
 }
 
 void engine_cache_free(engine_cache *c) {
     if (!c)
         return;
-#ifdef RFARM_HAVE_DIT
     engine_dit_cache_free(c->dit);
-#endif
     free(c);
 }
 

@@ -24,11 +24,9 @@ int engine_exec_check(const char *params_json, char *errs, size_t errlen);
 /* What engine_cache holds, one member per engine that keeps something. */
 struct dit_cache;
 struct engine_cache {
-    struct dit_cache *dit; /* NULL in a build without the dit engine */
+    struct dit_cache *dit; /* loaded dit models (worker/dit/dit_cache.h) */
 };
 
-/* Only in builds with the dit engine (RFARM_HAVE_DIT, set by
- * cmake/dit_engine.cmake). */
 int engine_dit_render(const engine_segment *seg, const engine_io *io, char *err, size_t errlen);
 int engine_dit_check(const char *params_json, char *errs, size_t errlen);
 int engine_dit_cache_new(struct dit_cache **out, char *err, size_t errlen);

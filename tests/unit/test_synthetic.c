@@ -321,16 +321,13 @@ static void test_unknown_engine_and_table(void **state) {
     (void)state;
     char errs[256];
     assert_int_equal(check("teleport", "{}", errs, sizeof errs), 1);
-    /* "dit" follows in builds with the native engine (RFARM_DIT) */
-    assert_non_null(strstr(errs, "engine: unknown engine 'teleport' (known: synthetic, exec"));
+    assert_non_null(strstr(errs, "engine: unknown engine 'teleport' (known: synthetic, exec, dit)"));
 
     const char *const *names = engine_names();
     assert_string_equal(names[0], "synthetic");
     assert_string_equal(names[1], "exec");
-    if (names[2]) {
-        assert_string_equal(names[2], "dit");
-        assert_null(names[3]);
-    }
+    assert_string_equal(names[2], "dit");
+    assert_null(names[3]);
 
     engine_segment seg = {.job_id = "j", .frames = 1, .width = 16, .height = 16, .fps_num = 24,
                           .fps_den = 1, .prompt = "", .params_json = "{}"};

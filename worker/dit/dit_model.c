@@ -18,11 +18,13 @@
  */
 #include "dit_model.h"
 
+#include <cblas.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "coll.h"
@@ -420,6 +422,12 @@ int dit_model_generate(dit_model *m, const dit_gen_args *a, float *latents, char
         return -1;
     }
     int R = m->ranks;
+    /* Each rank's products run on OpenBLAS threads; R ranks x all cores
+     * would oversubscribe the machine, and OpenBLAS makes concurrent
+     * threaded sgemms wait on each other (2 ranks x 2 threads on 2 cores:
+     * 2.4x slower than 2 x 1, bench/README.md). Share the cores out. */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    openblas_set_num_threads(cores > R ? (int)(cores / R) : 1);
     size_t n = (size_t)t->in_channels * (size_t)a->frames * (size_t)a->height * (size_t)a->width;
     rank_run *runs = calloc((size_t)R, sizeof *runs);
     pthread_t *th = calloc((size_t)R, sizeof *th);
