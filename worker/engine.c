@@ -72,6 +72,13 @@ static void append_line(char *errs, size_t errlen, const char *line) {
     snprintf(errs + used, errlen - used, "%s\n", line);
 }
 
+int engine_unknown_param(char *errs, size_t errlen, const char *engine, const char *key) {
+    char k[80];
+    engine_printable_key(key, k, sizeof k);
+    engine_add_problem(errs, errlen, "params.%s: unknown parameter for engine %s", k, engine);
+    return 1;
+}
+
 const char *const *engine_names(void) { return engine_name_list; }
 
 uint32_t engine_frame_step(const char *engine) {

@@ -150,10 +150,7 @@ static int dit_parse(const char *params_json, dit_params *p, char *errs, size_t 
                 problems++;
             }
         } else {
-            char k[80];
-            engine_printable_key(key, k, sizeof k);
-            engine_add_problem(errs, errlen, "params.%s: unknown parameter for engine dit", k);
-            problems++;
+            problems += engine_unknown_param(errs, errlen, "dit", key);
         }
     }
     json_decref(root);

@@ -125,10 +125,7 @@ static int exec_parse(json_t *root, exec_params *out, char *errs, size_t errlen)
                 out->timeout_s = v;
             }
         } else {
-            char k[80];
-            engine_printable_key(key, k, sizeof k);
-            engine_add_problem(errs, errlen, "params.%s: unknown parameter for engine exec", k);
-            problems++;
+            problems += engine_unknown_param(errs, errlen, "exec", key);
         }
     }
     if (!json_object_get(root, "command")) {

@@ -14,6 +14,9 @@ void engine_add_problem(char *errs, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* A JSON key as it may appear in a one-line message: printable, bounded. */
 void engine_printable_key(const char *key, char *out, size_t outlen);
+/* "params.<key>: unknown parameter for engine <engine>" into errs; returns
+ * 1, the number of problems it adds. */
+int engine_unknown_param(char *errs, size_t errlen, const char *engine, const char *key);
 
 int engine_synthetic_render(const engine_segment *seg, const engine_io *io, char *err, size_t errlen);
 int engine_synthetic_check(const char *params_json, char *errs, size_t errlen);

@@ -218,10 +218,7 @@ static int synth_parse(const char *params_json, synth_params *out, char *errs, s
                 out->cost_us = (int64_t)(v * 1000.0 + 0.5);
             }
         } else {
-            char k[80];
-            engine_printable_key(key, k, sizeof k);
-            engine_add_problem(errs, errlen, "params.%s: unknown parameter for engine synthetic", k);
-            problems++;
+            problems += engine_unknown_param(errs, errlen, "synthetic", key);
         }
     }
     json_decref(root);
