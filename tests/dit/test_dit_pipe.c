@@ -30,21 +30,12 @@
 #include "coll.h"
 #include "dit_noise.h"
 #include "dit_pipe.h"
+#include "dit_test.h"
 #include "fm_sched.h"
 #include "st.h"
 #include "wan_tf.h"
 
 static const char *fixture_dir = "tests/dit/fixtures";
-
-static double rel_l2(const float *a, const float *ref, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)a[i] - (double)ref[i];
-        num += d * d;
-        den += (double)ref[i] * (double)ref[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
 
 /* ---- a tiny random transformer ---- */
 
@@ -252,7 +243,7 @@ static void test_tensor_parallel_ranks_agree(void **state) {
     assert_int_equal(coll_run(1, tp_rank, one, err, sizeof err), 0);
     assert_int_equal(coll_run(2, tp_rank, two, err, sizeof err), 0);
     assert_memory_equal(two->out[0], two->out[1], sizeof two->out[0]);
-    double r = rel_l2(two->out[0], one->out[0], NLAT);
+    double r = dit_rel_l2(two->out[0], one->out[0], NLAT);
     print_message("  R=2 vs R=1 rel_l2=%.3g\n", r);
     assert_true(r < 1e-5);
     free(one);
@@ -337,7 +328,7 @@ static int watch_step(void *user, int step, int steps, const float *latents) {
     char name[32];
     snprintf(name, sizeof name, "latents_%d", step);
     float *ref = load_any(w->io, name, 5, NULL);
-    double r = rel_l2(latents, ref, w->n);
+    double r = dit_rel_l2(latents, ref, w->n);
     print_message("  pipe_a step %d/%d rel_l2=%.3g\n", step, steps, r);
     w->worst = fmax(w->worst, r);
     free(ref);
@@ -403,8 +394,8 @@ static void test_pipe_a_matches_diffusers(void **state) {
     a.on_step = watch_step;
     a.user = &pw;
     if (dit_pipe_denoise(m, s, &a, lat, err, sizeof err) != 0) fail_msg("%s", err);
-    double r = rel_l2(lat, want, pw.n);
-    print_message("  pipe_a: %d steps guidance %g latents [%d,%d,%d,%d] rel_l2(latents_final)=%.3g\n", steps,
+    double r = dit_rel_l2(lat, want, pw.n);
+    print_message("  pipe_a: %d steps guidance %g latents [%d,%d,%d,%d] dit_rel_l2(latents_final)=%.3g\n", steps,
                   guidance, a.channels, a.frames, a.height, a.width, r);
     if (!(r < 1e-4)) fail_msg("pipe_a: final latents rel L2 %g >= 1e-4", r);
 

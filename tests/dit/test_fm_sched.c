@@ -24,6 +24,7 @@
 #include <jansson.h>
 #include <math.h>
 
+#include "dit_test.h"
 #include "fm_sched.h"
 #include "st.h"
 
@@ -40,16 +41,6 @@ static const char wan21_config[] =
     " \"solver_p\": null, \"solver_type\": \"bh2\", \"steps_offset\": 0, \"thresholding\": false,"
     " \"timestep_spacing\": \"linspace\", \"trained_betas\": null, \"use_beta_sigmas\": false,"
     " \"use_exponential_sigmas\": false, \"use_flow_sigmas\": true, \"use_karras_sigmas\": false}";
-
-static double rel_l2(const float *a, const float *ref, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)a[i] - (double)ref[i];
-        num += d * d;
-        den += (double)ref[i] * (double)ref[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
 
 static void test_wan21_config(void **state) {
     (void)state;
@@ -181,7 +172,7 @@ static void walk_exact_velocity(const fm_sched_config *c, int steps, double tol)
     /* the point of the line at the final sigma (0, or sigma_min) */
     float end = fm_sched_sigma(s, steps), want[n];
     for (int e = 0; e < n; e++) want[e] = (1.0f - end) * x0[e] + end * noise[e];
-    double r = rel_l2(x, want, n);
+    double r = dit_rel_l2(x, want, n);
     print_message("  kind=%s steps=%d rel_l2_to_x0=%.3g\n", c->kind == FM_EULER ? "euler" : "unipc", steps, r);
     assert_true(r < tol);
     fm_sched_free(s);
@@ -303,7 +294,7 @@ static void run_fixture(const char *name) {
         snprintf(tn, sizeof tn, "sample_%d", i);
         float *ref = load_any(io, tn, &nm);
         assert_int_equal(nm, n);
-        double r = rel_l2(x, ref, n);
+        double r = dit_rel_l2(x, ref, n);
         print_message("  %s step %d t=%g rel_l2=%.3g\n", name, i, (double)fm_sched_timestep(s, i), r);
         if (!(r < 1e-4)) fail_msg("%s step %d: rel L2 %g >= 1e-4", name, i, r);
         worst = fmax(worst, r);

@@ -31,6 +31,7 @@
 #include <cmocka.h>
 
 #include "coll.h"
+#include "dit_test.h"
 #include "st.h"
 #include "wan_tf.h"
 
@@ -48,16 +49,6 @@ static float frand(void) {
     rng_state ^= rng_state >> 7;
     rng_state ^= rng_state << 17;
     return (float)((rng_state >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
-}
-
-static double rel_l2(const float *a, const float *ref, size_t n) {
-    double num = 0.0, den = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)a[i] - ref[i];
-        num += d * d;
-        den += (double)ref[i] * ref[i];
-    }
-    return sqrt(num / (den > 0.0 ? den : 1.0));
 }
 
 static void write_text(const char *path, const char *text) {
@@ -250,7 +241,7 @@ static void check_tp(tp_run *run, const float *ref_r1) {
             assert_memory_equal(run->outs[r], run->outs[0], run->out_count * sizeof(float));
             total += run->wbytes[r];
         }
-        double e = rel_l2(run->outs[0], ref_r1, run->out_count);
+        double e = dit_rel_l2(run->outs[0], ref_r1, run->out_count);
         printf("  R=%d vs R=1: rel L2 %.3g; bytes per rank", R, e);
         for (int r = 0; r < R; r++)
             printf(" %llu", (unsigned long long)run->wbytes[r]);
@@ -294,7 +285,7 @@ static void golden(const char *name) {
     assert_int_equal(ot->shape[1], run.cfg.out_channels);
 
     run_ranks(&run, 1);
-    double e = rel_l2(run.outs[0], want, run.out_count);
+    double e = dit_rel_l2(run.outs[0], want, run.out_count);
     printf("  %s: heads=%d head_dim=%d layers=%d video %dx%dx%d text %d: rel L2 vs diffusers %.3g\n",
            name, run.cfg.num_heads, run.cfg.head_dim, run.cfg.num_layers, run.F, run.H, run.W,
            run.L, e);
