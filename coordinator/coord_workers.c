@@ -660,6 +660,11 @@ static void on_failed(coord *c, coord_worker *w, const Rfarm__SegmentFailed *f) 
     coord_job_fail_segment(c, j, f->segment, w->id, f->error);
 }
 
+/* Saturating: a worker's word is not trusted to stay in range. */
+static void add_credit(coord_worker *w, uint32_t n) {
+    w->credits = n >= COORD_MAX_CAPACITY - w->credits ? COORD_MAX_CAPACITY : w->credits + n;
+}
+
 void coord_on_worker_message(coord *c) {
     rf_parts p;
     if (rf_wire_recv(c->wsock, &p, ZMQ_DONTWAIT) != 0)
@@ -695,10 +700,7 @@ void coord_on_worker_message(coord *c) {
         w->last_seen_ms = rf_mono_ms();
         switch (m->body_case) {
         case RFARM__WORKER_MSG__BODY_CREDIT:
-            /* Saturating: a worker's word is not trusted to stay in range. */
-            w->credits = m->credit->n >= COORD_MAX_CAPACITY - w->credits
-                             ? COORD_MAX_CAPACITY
-                             : w->credits + m->credit->n;
+            add_credit(w, m->credit->n);
             break;
         case RFARM__WORKER_MSG__BODY_HEARTBEAT:
             on_heartbeat(c, w, m->heartbeat);
@@ -707,9 +709,11 @@ void coord_on_worker_message(coord *c) {
             on_frame(c, w, m->frame, &p);
             break;
         case RFARM__WORKER_MSG__BODY_DONE:
+            add_credit(w, m->done->credit);
             on_done(c, w, m->done);
             break;
         case RFARM__WORKER_MSG__BODY_FAILED:
+            add_credit(w, m->failed->credit);
             on_failed(c, w, m->failed);
             break;
         case RFARM__WORKER_MSG__BODY_BYE:

@@ -26,10 +26,20 @@ enum { TAG_FRAME = 'F', TAG_LOG = 'L', TAG_END = 'E' };
  * the worker's own log (the failure reason carries the tail anyway). */
 #define LOG_LINES_FORWARDED 100
 
+/* A slot's render thread is started the first time the slot is used and
+ * kept until the worker stops: starting a thread and its inproc socket for
+ * every segment cost more than rendering a small one. The main thread
+ * hands a slot its next segment only after the thread's end message, so
+ * the two never touch the assignment at the same time. */
 typedef struct slot {
     int in_use;
     int finished; /* the thread sent its end message */
+    int started;  /* its thread runs */
+    int credited; /* its end message granted the slot's credit back */
     pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int go, quit; /* under mu: a segment to render; the thread must end */
     atomic_int stop;
     struct worker *w;
     unsigned index;
@@ -108,18 +118,14 @@ static void on_log(void *ctx, const char *line) {
         rf_wire_send_pb(rc->push, &m.base, 0);
 }
 
-static void *render_thread(void *arg) {
-    slot *s = arg;
-    worker *w = s->w;
-    render_ctx rc = {.s = s, .push = zmq_socket(w->zctx, ZMQ_PUSH)};
-    int hwm = 4; /* frames in flight between this thread and the main one */
-    zmq_setsockopt(rc.push, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    int linger = 0;
-    zmq_setsockopt(rc.push, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_connect(rc.push, w->endpoint);
-
-    engine_io io = {
-        .frame = on_frame, .log = on_log, .ctx = &rc, .stop = &s->stop, .cache = w->cache};
+/* Render the slot's segment and send its end message: SegmentDone or
+ * SegmentFailed. */
+static void render_one(slot *s, render_ctx *rc) {
+    engine_io io = {.frame = on_frame,
+                    .log = on_log,
+                    .ctx = rc,
+                    .stop = &s->stop,
+                    .cache = s->w->cache};
     char err[2048] = "";
     uint64_t t0 = rf_mono_ms();
     int r = engine_render(s->engine, &s->seg, &io, err, sizeof err);
@@ -146,10 +152,59 @@ static void *render_thread(void *arg) {
         m.body_case = RFARM__WORKER_MSG__BODY_FAILED;
         m.failed = &f;
     }
-    send_tag(rc.push, s->index, TAG_END);
-    rf_wire_send_pb(rc.push, &m.base, 0);
+    send_tag(rc->push, s->index, TAG_END);
+    rf_wire_send_pb(rc->push, &m.base, 0);
+}
+
+static void *render_thread(void *arg) {
+    slot *s = arg;
+    render_ctx rc = {.s = s, .push = zmq_socket(s->w->zctx, ZMQ_PUSH)};
+    int hwm = 4; /* frames in flight between this thread and the main one */
+    zmq_setsockopt(rc.push, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    int linger = 0;
+    zmq_setsockopt(rc.push, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_connect(rc.push, s->w->endpoint);
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->go && !s->quit)
+            pthread_cond_wait(&s->cv, &s->mu);
+        if (!s->go)
+            break;
+        s->go = 0;
+        pthread_mutex_unlock(&s->mu);
+        render_one(s, &rc);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
     zmq_close(rc.push);
     return NULL;
+}
+
+/* Give slot s its segment (filled in by the caller). */
+static int slot_start(slot *s) {
+    if (!s->started) {
+        if (pthread_create(&s->thread, NULL, render_thread, s) != 0)
+            return -1;
+        s->started = 1;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->go = 1;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+/* Stop slot s's thread for good (it has no segment, or has been told to
+ * stop and sent its end message). */
+static void slot_quit(slot *s) {
+    if (!s->started)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->quit = 1;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    s->started = 0;
 }
 
 /* ---- main thread ---- */
@@ -245,6 +300,7 @@ static void slot_clear(slot *s) {
     s->job_id = s->prompt = s->engine = s->params = NULL;
     s->in_use = 0;
     s->finished = 0;
+    s->credited = 0;
 }
 
 static void send_failed(worker *w, const Rfarm__Assign *a, const char *why) {
@@ -308,7 +364,7 @@ static void on_assign(worker *w, const Rfarm__Assign *a) {
     s->in_use = 1;
     s->finished = 0;
     s->started_ms = rf_mono_ms();
-    if (pthread_create(&s->thread, NULL, render_thread, s) != 0) {
+    if (slot_start(s) != 0) {
         slot_clear(s);
         send_failed(w, a, "worker cannot start a render thread");
         send_credit(w, 1);
@@ -380,19 +436,25 @@ static int on_render_message(worker *w, int forward) {
     }
     const unsigned char *tag = rf_part_data(&p, 0);
     unsigned idx = tag[0];
-    int end = tag[1] == TAG_END;
-    if (end && idx < w->cfg.capacity) {
-        /* Read the outcome before the parts are handed to the socket. */
-        Rfarm__WorkerMsg *m =
-            rfarm__worker_msg__unpack(NULL, rf_part_size(&p, 1), rf_part_data(&p, 1));
-        if (m) {
-            if (m->body_case == RFARM__WORKER_MSG__BODY_DONE)
-                w->segments_done++;
-            rfarm__worker_msg__free_unpacked(m, NULL);
-        }
+    int end = tag[1] == TAG_END && idx < w->cfg.capacity;
+    Rfarm__WorkerMsg *m = NULL;
+    if (end) {
         w->slots[idx].finished = 1;
+        m = rfarm__worker_msg__unpack(NULL, rf_part_size(&p, 1), rf_part_data(&p, 1));
+        if (m && m->body_case == RFARM__WORKER_MSG__BODY_DONE)
+            w->segments_done++;
     }
-    if (forward) {
+    if (forward && m && !w->draining &&
+        (m->body_case == RFARM__WORKER_MSG__BODY_DONE ||
+         m->body_case == RFARM__WORKER_MSG__BODY_FAILED)) {
+        /* The result carries the slot's credit back. */
+        if (m->body_case == RFARM__WORKER_MSG__BODY_DONE)
+            m->done->credit = 1;
+        else
+            m->failed->credit = 1;
+        if (send_msg(w, m) == 0)
+            w->slots[idx].credited = 1;
+    } else if (forward) {
         for (int i = 1; i < p.n; i++) {
             zmq_msg_t out;
             zmq_msg_init(&out);
@@ -403,6 +465,8 @@ static int on_render_message(worker *w, int forward) {
             }
         }
     }
+    if (m)
+        rfarm__worker_msg__free_unpacked(m, NULL);
     rf_parts_close(&p);
     return end;
 }
@@ -441,12 +505,12 @@ static void reap(worker *w, int grant) {
         slot *s = &w->slots[i];
         if (!s->in_use || !s->finished)
             continue;
-        pthread_join(s->thread, NULL);
         rf_info(LOG, "segment finished job=%s seg=%u attempt=%u ms=%llu", s->job_id,
                 s->seg.segment, s->seg.attempt, (unsigned long long)(rf_mono_ms() - s->started_ms));
+        int credited = s->credited;
         slot_clear(s);
         w->busy--;
-        if (grant)
+        if (grant && !credited)
             send_credit(w, 1);
     }
 }
@@ -572,6 +636,8 @@ int worker_new(const worker_config *cfg, worker **out, char *err, size_t errlen)
     for (unsigned i = 0; i < MAX_SLOTS; i++) {
         w->slots[i].w = w;
         w->slots[i].index = i;
+        pthread_mutex_init(&w->slots[i].mu, NULL);
+        pthread_cond_init(&w->slots[i].cv, NULL);
     }
     if (kn_new(cfg->kernels, &w->kn, err, errlen) != 0) {
         free(w);
@@ -627,8 +693,12 @@ void worker_free(worker *w) {
             if (zmq_poll(&it, 1, 100) > 0)
                 on_render_message(w, 0);
         }
-        pthread_join(s->thread, NULL);
         slot_clear(s);
+    }
+    for (unsigned i = 0; i < MAX_SLOTS; i++) {
+        slot_quit(&w->slots[i]);
+        pthread_mutex_destroy(&w->slots[i].mu);
+        pthread_cond_destroy(&w->slots[i].cv);
     }
     if (w->dealer)
         zmq_close(w->dealer);
