@@ -86,6 +86,34 @@ int coord_batch_job_added(coord *c, const char *id) {
     return b->paused;
 }
 
+void coord_batch_rendered(coord *c, const char *id, uint32_t frames) {
+    coord_batch *b = rf_map_get(c->batches, id);
+    if (!b) {
+        coord_store_warn(c, store_batch_incr(c->st, id, "frames_rendered", frames), "batch");
+        return;
+    }
+    b->frames_unsent += frames;
+    c->batches_dirty = 1;
+}
+
+static int flush_batch(void *ctx, const char *key, void *value) {
+    coord *c = ctx;
+    coord_batch *b = value;
+    if (b->frames_unsent) {
+        coord_store_warn(c, store_batch_incr(c->st, key, "frames_rendered",
+                                             (int64_t)b->frames_unsent), "batch");
+        b->frames_unsent = 0;
+    }
+    return 0;
+}
+
+void coord_batches_flush(coord *c) {
+    if (!c->batches_dirty)
+        return;
+    c->batches_dirty = 0;
+    rf_map_each(c->batches, flush_batch, c);
+}
+
 static const char *batch_state(const coord_batch *b) {
     return b->ended ? (b->cancelled ? "cancelled" : "done") : b->paused ? "paused" : "active";
 }
@@ -140,12 +168,14 @@ void coord_batches_resync(coord *c) {
     batch_walk w = {.c = c};
     rf_map_each(c->batches, collect_batch, &w);
     for (size_t i = 0; i < w.n; i++) {
-        const coord_batch *b = rf_map_get(c->batches, w.ids[i]);
+        coord_batch *b = rf_map_get(c->batches, w.ids[i]);
         store_batch_totals t;
         if (b && store_batch_recount(c->st, b->id, batch_state(b), &t) != 0) {
             coord_store_warn(c, -1, "batch totals");
             break;
         }
+        if (b)
+            b->frames_unsent = 0; /* the recount has them */
         if (b)
             rf_info(LOG, "batch recounted batch=%s state=%s jobs=%u done=%u failed=%u cancelled=%u",
                     b->id, batch_state(b), t.jobs, t.jobs_done, t.jobs_failed, t.jobs_cancelled);

@@ -59,6 +59,7 @@ typedef struct coord_job {
     int paused;
     uint64_t frames_to_render, frames_rendered; /* sums of segment frames */
     uint64_t render_ms;      /* sum of its done segments' render times */
+    uint32_t log_lines;      /* lines added to its Redis log (see coord_job_log) */
 } coord_job;
 
 /* A batch with unfinished jobs in memory. */
@@ -68,6 +69,7 @@ typedef struct coord_batch {
     int paused;
     int cancelled;
     int ended; /* no open job left; kept until Redis is known to have its end */
+    uint64_t frames_unsent; /* rendered frames not yet added to its record */
 } coord_batch;
 
 typedef struct coord_slot {
@@ -90,6 +92,7 @@ typedef struct coord_worker {
     uint64_t frames_received; /* frames it delivered, all attempts */
     uint64_t frames_at_flush; /* frames_received when its rate was last figured */
     double fps;               /* its recent rate, smoothed */
+    int dirty;                /* its Redis record is behind (coord_workers_flush) */
     unsigned nslots;
     coord_slot slots[COORD_MAX_CAPACITY]; /* segments it holds */
 } coord_worker;
@@ -145,6 +148,7 @@ struct coord {
     uint32_t delayed;  /* segments waiting out a retry backoff, all jobs */
     coord_stats stats;
     int stats_dirty;
+    int workers_dirty, batches_dirty; /* records to write at the end of the turn */
     coord_mx mx;
     struct http_server *http; /* NULL unless --http */
 };
@@ -165,7 +169,7 @@ int coord_job_admit(coord *c, rf_spec *spec, const char *batch, char *err, size_
 /* Pause or resume a job (Redis state "paused", or back to queued/running). */
 void coord_job_pause(coord *c, coord_job *j, int paused);
 /* A job's log line (Redis list <p>job:<id>:log). */
-void coord_job_log(coord *c, const char *job, const char *fmt, ...)
+void coord_job_log(coord *c, coord_job *j, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Reload every unfinished job from Redis (start-up). */
 int coord_jobs_recover(coord *c, char *err, size_t errlen);
@@ -208,6 +212,8 @@ void coord_health_rendered(coord *c, coord_job *j, uint32_t k, const char *worke
  * from j unless no one else can run it). */
 int coord_worker_may_run(coord *c, const coord_worker *w, const coord_job *j);
 void coord_workers_resync(coord *c);
+/* Write the records of workers that changed this turn. */
+void coord_workers_flush(coord *c);
 void coord_health_free_all(coord *c);
 /* The comma-separated unfinished jobs a worker is kept from. */
 void coord_worker_kept_from(coord *c, const char *worker, char *buf, size_t len);
@@ -217,6 +223,10 @@ void coord_worker_kept_from(coord *c, const char *worker, char *buf, size_t len)
 int coord_batch_job_added(coord *c, const char *id); /* 1: the batch is paused */
 void coord_batch_job_ended(coord *c, const coord_job *j, const char *state);
 coord_batch *coord_batch_get(coord *c, const char *id);
+/* Frames of batch `id` rendered: added to its record by coord_batches_flush,
+ * once per turn of the loop. */
+void coord_batch_rendered(coord *c, const char *id, uint32_t frames);
+void coord_batches_flush(coord *c);
 void coord_batches_free(coord *c);
 /* After an outage: every batch in memory gets its totals recounted from its
  * jobs' records (increments may have been lost) and its state written. */

@@ -201,7 +201,7 @@ void coord_job_finish(coord *c, coord_job *j, const char *state, const char *err
     if (rc != 0)
         keep_final(c, j, state, error, output_bytes);
     coord_store_warn(c, store_event(c->st, state, j->spec->id, -1, NULL, error), "event");
-    coord_job_log(c, j->spec->id, "job %s%s%s", state, error ? ": " : "", error ? error : "");
+    coord_job_log(c, j, "job %s%s%s", state, error ? ": " : "", error ? error : "");
     coord_batch_job_ended(c, j, state);
     if (strcmp(state, "done") == 0)
         c->stats.jobs_done++;
@@ -340,7 +340,7 @@ int coord_job_admit(coord *c, rf_spec *spec, const char *batch, char *err, size_
             j->spec->id, j->spec->engine, j->spec->frames, j->plan->n, j->spec->width,
             j->spec->height, j->batch[0] ? j->batch : "-", j->spec->output_path);
     coord_store_warn(c, store_event(c->st, "queued", id, -1, NULL, NULL), "event");
-    coord_job_log(c, id, "job queued: %zu segments of up to %u frames", j->plan->n,
+    coord_job_log(c, j, "job queued: %zu segments of up to %u frames", j->plan->n,
                   j->spec->segment_frames);
     return 0;
 }
@@ -353,17 +353,22 @@ void coord_job_pause(coord *c, coord_job *j, int paused) {
     const char *state = paused ? "paused" : j->started ? "running" : "queued";
     rf_info(LOG, "job %s job=%s", paused ? "paused" : "resumed", j->spec->id);
     coord_store_warn(c, store_hset(c->st, "job", j->spec->id, "state", state), "job state");
-    coord_job_log(c, j->spec->id, "job %s", paused ? "paused" : "resumed");
+    coord_job_log(c, j, "job %s", paused ? "paused" : "resumed");
 }
 
-void coord_job_log(coord *c, const char *job, const char *fmt, ...) {
+void coord_job_log(coord *c, coord_job *j, const char *fmt, ...) {
     char line[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (store_available(c->st))
-        coord_store_warn(c, store_job_log(c->st, job, line), "job log");
+    if (!store_available(c->st))
+        return;
+    /* Until the list can have reached its cap, no trim is needed. */
+    int trim = j->log_lines >= STORE_JOB_LOG_MAX;
+    if (!trim)
+        j->log_lines++;
+    coord_store_warn(c, store_job_log(c->st, j->spec->id, line, trim), "job log");
 }
 
 /* ---- retries ---- */
@@ -375,7 +380,7 @@ void coord_job_fail_segment(coord *c, coord_job *j, uint32_t k, const char *work
         sched_stopped(c->sched, j);
     s->failures++;
     s->state = SEG_QUEUED;
-    coord_job_log(c, j->spec->id, "segment %u attempt %u failed on %s: %s", k, s->attempt,
+    coord_job_log(c, j, "segment %u attempt %u failed on %s: %s", k, s->attempt,
                   worker ? worker : "-", error);
     snprintf(s->last_error, sizeof s->last_error, "%s", error);
     if (worker && !rf_list_has(s->tried, worker)) {
@@ -589,6 +594,7 @@ static int recover_job(coord *c, const rec_job *r, char *err, size_t errlen) {
     if (job_build(c, spec, r->batch, &j, err, errlen) != 0)
         return -1;
     j->render_ms = r->render_ms;
+    j->log_lines = STORE_JOB_LOG_MAX; /* its log's length is not known: trim */
     remove_part_files(j->spool);
     uint32_t requeued = 0;
     for (size_t k = 0; k < j->plan->n; k++) {

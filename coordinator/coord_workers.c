@@ -212,15 +212,41 @@ int coord_worker_may_run(coord *c, const coord_worker *w, const coord_job *j) {
 
 /* ---- assignment ---- */
 
-/* The worker's record says what it renders now ("job:seg,..."). */
-static void worker_write_current(coord *c, const coord_worker *w) {
+/* The worker's record: what it renders now ("job:seg,..."), whether busy,
+ * its segments done. */
+static int worker_write(coord *c, const coord_worker *w) {
     char cur[1024];
     size_t len = 0;
     cur[0] = '\0';
     for (unsigned i = 0; i < w->nslots && len + RF_ID_MAX + 16 < sizeof cur; i++)
         len += (size_t)snprintf(cur + len, sizeof cur - len, "%s%s:%u", len ? "," : "",
                                 w->slots[i].job, w->slots[i].seg);
-    coord_store_warn(c, store_hset(c->st, "worker", w->id, "current", cur), "worker");
+    return store_worker_seen(c->st, w->id, w->nslots ? "busy" : "idle", w->segments_done, cur);
+}
+
+/* A worker's record changes with every segment it takes or finishes: it is
+ * written once per turn of the loop (coord_workers_flush), not each time. */
+static void worker_changed(coord *c, coord_worker *w) {
+    w->dirty = 1;
+    c->workers_dirty = 1;
+}
+
+static int flush_worker(void *ctx, const char *key, void *value) {
+    (void)key;
+    coord *c = ctx;
+    coord_worker *w = value;
+    if (w->dirty) {
+        w->dirty = 0;
+        coord_store_warn(c, worker_write(c, w), "worker");
+    }
+    return 0;
+}
+
+void coord_workers_flush(coord *c) {
+    if (!c->workers_dirty)
+        return;
+    c->workers_dirty = 0;
+    rf_map_each(c->workers, flush_worker, c);
 }
 
 typedef struct accept_ctx {
@@ -289,9 +315,9 @@ static void assign(coord *c, coord_worker *w, coord_job *j, uint32_t k) {
     }
     coord_store_warn(c, store_seg_state(c->st, j->spec->id, k, "running", s->attempt, w->id, NULL, 0),
                      "segment state");
-    coord_job_log(c, j->spec->id, "segment %u attempt %u started on %s (frames %u-%u)", k,
-                  s->attempt, w->id, ps->first, ps->first + ps->frames - 1);
-    worker_write_current(c, w);
+    coord_job_log(c, j, "segment %u attempt %u started on %s (frames %u-%u)", k, s->attempt,
+                  w->id, ps->first, ps->first + ps->frames - 1);
+    worker_changed(c, w);
 }
 
 static int dispatch_worker(void *ctx, const char *key, void *value) {
@@ -332,7 +358,7 @@ static void requeue_slot(coord *c, const coord_worker *w, const coord_slot *sl, 
     s->state = SEG_QUEUED;
     sched_stopped(c->sched, j);
     sched_push(c->sched, j, k, j->plan->seg[k].frames, 1);
-    coord_job_log(c, j->spec->id, "segment %u attempt %u taken back from %s: %s", k, s->attempt,
+    coord_job_log(c, j, "segment %u attempt %u taken back from %s: %s", k, s->attempt,
                   w->id, why);
     c->stats.segments_lost++;
     c->stats_dirty = 1;
@@ -390,7 +416,7 @@ static void on_heartbeat(coord *c, coord_worker *w, const Rfarm__Heartbeat *hb) 
 static void worker_gone(coord *c, coord_worker *w, const char *why) {
     rf_warn(LOG, "worker gone worker=%s reason=\"%s\"", w->id, why);
     worker_release(c, w, why);
-    coord_store_warn(c, store_worker_seen(c->st, w->id, "gone", w->segments_done), "worker");
+    coord_store_warn(c, store_worker_seen(c->st, w->id, "gone", w->segments_done, ""), "worker");
     coord_store_warn(c, store_event(c->st, "worker_gone", NULL, -1, w->id, why), "event");
     rf_map_del(c->workers, w->id);
     free(w);
@@ -447,7 +473,8 @@ static int resync_worker(void *ctx, const char *key, void *value) {
     (void)key;
     coord *c = ctx;
     coord_worker *w = value;
-    return store_worker_seen(c->st, w->id, w->nslots ? "busy" : "idle", w->segments_done) != 0;
+    w->dirty = 0;
+    return worker_write(c, w) != 0;
 }
 
 void coord_workers_resync(coord *c) {
@@ -604,9 +631,6 @@ void coord_on_commit(coord *c, const commit_result *res) {
             k, s->attempt, s->worker, j->plan->seg[k].frames, (unsigned long long)s->render_ms);
     coord_store_warn(c, store_seg_state(c->st, j->spec->id, k, "done", s->attempt, s->worker,
                                         NULL, s->render_ms), "segment state");
-    if (w)
-        coord_store_warn(c, store_worker_seen(c->st, w->id, w->nslots ? "busy" : "idle",
-                                              w->segments_done), "worker");
     coord_store_warn(c, store_event(c->st, "segment_done", j->spec->id, (int)k, s->worker, NULL),
                      "event");
     coord_health_rendered(c, j, k, s->worker);
@@ -619,24 +643,21 @@ void coord_on_commit(coord *c, const commit_result *res) {
 static void record_rendered(coord *c, coord_job *j, uint32_t k, coord_worker *w,
                             uint64_t render_ms) {
     const plan_segment *ps = &j->plan->seg[k];
-    coord_store_warn(c, store_hincr(c->st, "job", j->spec->id, "frames_rendered", ps->frames),
-                     "progress");
-    coord_store_warn(c, store_hincr(c->st, "job", j->spec->id, "render_ms", (int64_t)render_ms),
+    coord_store_warn(c, store_job_rendered(c->st, j->spec->id, j->frames_rendered, j->render_ms),
                      "progress");
     if (j->batch[0])
-        coord_store_warn(c, store_batch_incr(c->st, j->batch, "frames_rendered", ps->frames),
-                         "batch");
-    coord_job_log(c, j->spec->id, "segment %u done by %s in %llu ms (frames %u-%u)", k,
-                  j->segs[k].worker, (unsigned long long)render_ms, ps->first,
-                  ps->first + ps->frames - 1);
+        coord_batch_rendered(c, j->batch, ps->frames);
+    coord_job_log(c, j, "segment %u done by %s in %llu ms (frames %u-%u)", k, j->segs[k].worker,
+                  (unsigned long long)render_ms, ps->first, ps->first + ps->frames - 1);
     if (w)
-        worker_write_current(c, w);
+        worker_changed(c, w);
 }
 
 static void on_engine_log(coord *c, coord_worker *w, const Rfarm__EngineLog *l) {
-    if (!rf_map_get(c->jobs, l->job_id))
+    coord_job *j = rf_map_get(c->jobs, l->job_id);
+    if (!j)
         return;
-    coord_job_log(c, l->job_id, "engine seg %u attempt %u on %s: %s", l->segment, l->attempt,
+    coord_job_log(c, j, "engine seg %u attempt %u on %s: %s", l->segment, l->attempt,
                   w->id, l->line);
 }
 

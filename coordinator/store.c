@@ -472,7 +472,8 @@ int store_worker_hello(store *s, const store_worker *w) {
     return store_run(s, &z);
 }
 
-int store_worker_seen(store *s, const char *id, const char *state, uint32_t segments_done) {
+int store_worker_seen(store *s, const char *id, const char *state, uint32_t segments_done,
+                      const char *current) {
     char wk[256];
     store_key(s, wk, sizeof wk, "worker:%s", id, 0);
     store_argv h = {0};
@@ -484,6 +485,10 @@ int store_worker_seen(store *s, const char *id, const char *state, uint32_t segm
     store_arg_u64(&h, rf_wall_ms());
     store_arg(&h, "segments_done");
     store_arg_u64(&h, segments_done);
+    if (current) {
+        store_arg(&h, "current");
+        store_arg(&h, current);
+    }
     return store_run(s, &h);
 }
 

@@ -118,7 +118,10 @@ typedef struct store_worker {
     uint32_t gpus, capacity, pid;
 } store_worker;
 int store_worker_hello(store *s, const store_worker *w);
-int store_worker_seen(store *s, const char *id, const char *state, uint32_t segments_done);
+/* A worker's state, last seen time and segments done; `current` (what it
+ * renders, "job:seg,...") too unless NULL. */
+int store_worker_seen(store *s, const char *id, const char *state, uint32_t segments_done,
+                      const char *current);
 /* A worker's failure record: blamed failures in a row, until when (wall ms;
  * 0: not) it is kept away from all work, the unfinished jobs it is kept
  * from (comma separated) and its last error (NULL: unchanged). */
@@ -174,8 +177,13 @@ int store_batch_incr(store *s, const char *id, const char *field, int64_t delta)
 /* HSET / HINCRBY one field of <p><kind>:<id> (kind "job", "batch", "worker"). */
 int store_hset(store *s, const char *kind, const char *id, const char *field, const char *value);
 int store_hincr(store *s, const char *kind, const char *id, const char *field, int64_t delta);
-/* Append a line to a job's log (capped at its last 1000 lines). */
-int store_job_log(store *s, const char *job, const char *line);
+/* Append a line to a job's log, capped at its last STORE_JOB_LOG_MAX lines:
+ * with trim 0 the cap is not applied (the caller knows the log is shorter,
+ * and saves Redis an LTRIM per line). */
+#define STORE_JOB_LOG_MAX 1000
+int store_job_log(store *s, const char *job, const char *line, int trim);
+/* A job's progress sums (absolute: the coordinator holds them). */
+int store_job_rendered(store *s, const char *job, uint64_t frames_rendered, uint64_t render_ms);
 /* A job's log lines, oldest first; returns how many, or -1. */
 int store_job_log_read(store *s, const char *job, void (*line)(void *ctx, const char *text),
                        void *ctx, char *err, size_t errlen);

@@ -8,7 +8,6 @@
 #include "rf_util.h"
 #include "store_internal.h"
 
-#define JOB_LOG_MAX 1000
 
 int store_batch_create(store *s, const char *id, const char *name, uint32_t jobs,
                        uint64_t frames_to_render) {
@@ -87,10 +86,10 @@ int store_hincr(store *s, const char *kind, const char *id, const char *field, i
     return store_run(s, &h);
 }
 
-int store_job_log(store *s, const char *job, const char *line) {
+int store_job_log(store *s, const char *job, const char *line, int trim) {
     char k[256], text[2048], keep[16];
     store_key(s, k, sizeof k, "job:%s:log", job, 0);
-    snprintf(keep, sizeof keep, "-%d", JOB_LOG_MAX);
+    snprintf(keep, sizeof keep, "-%d", STORE_JOB_LOG_MAX);
     uint64_t now = rf_wall_ms();
     snprintf(text, sizeof text, "%llu %s", (unsigned long long)now, line);
     store_argv c[2];
@@ -102,9 +101,22 @@ int store_job_log(store *s, const char *job, const char *line) {
     store_arg(&c[1], k);
     store_arg(&c[1], keep);
     store_arg(&c[1], "-1");
-    /* Two writes, queued with the loop's others (store_run defers). */
+    /* Queued with the loop's other writes (store_run defers). */
     int rc = store_run(s, &c[0]);
-    return rc == 0 ? store_run(s, &c[1]) : rc;
+    return rc == 0 && trim ? store_run(s, &c[1]) : rc;
+}
+
+int store_job_rendered(store *s, const char *job, uint64_t frames_rendered, uint64_t render_ms) {
+    char jk[256];
+    store_key(s, jk, sizeof jk, "job:%s", job, 0);
+    store_argv h = {0};
+    store_arg(&h, "HSET");
+    store_arg(&h, jk);
+    store_arg(&h, "frames_rendered");
+    store_arg_u64(&h, frames_rendered);
+    store_arg(&h, "render_ms");
+    store_arg_u64(&h, render_ms);
+    return store_run(s, &h);
 }
 
 int store_job_log_read(store *s, const char *job, void (*line)(void *ctx, const char *text),
