@@ -29,29 +29,98 @@ struct commit_pool {
     pthread_t thread;
 };
 
-void commit_now(const char *job, uint32_t seg, uint32_t attempt, int fd, const char *part,
-                const char *final, const char *dir, commit_result *res) {
+/* Sync and rename one file; the directory is synced by the caller. */
+static void commit_file(const commit_req *r, commit_result *res) {
     memset(res, 0, sizeof *res);
-    snprintf(res->job, sizeof res->job, "%s", job);
-    res->seg = seg;
-    res->attempt = attempt;
-    int synced = fsync(fd) == 0;
+    snprintf(res->job, sizeof res->job, "%s", r->job);
+    res->seg = r->seg;
+    res->attempt = r->attempt;
+    int synced = fsync(r->fd) == 0;
     int e = errno;
-    close(fd);
-    if (!synced || rename(part, final) != 0) {
+    close(r->fd);
+    if (!synced || rename(r->part, r->final) != 0) {
         if (synced)
             e = errno;
         snprintf(res->msg, sizeof res->msg, "spool: cannot %s %s: %s", synced ? "rename" : "sync",
-                 part, strerror(e));
-        unlink(part);
+                 r->part, strerror(e));
+        unlink(r->part);
         return;
     }
+    res->ok = 1;
+}
+
+static void sync_dir(const char *dir) {
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
         fsync(dfd);
         close(dfd);
     }
-    res->ok = 1;
+}
+
+static void fill_req(commit_req *r, const char *job, uint32_t seg, uint32_t attempt, int fd,
+                     const char *part, const char *final, const char *dir) {
+    snprintf(r->job, sizeof r->job, "%s", job);
+    r->seg = seg;
+    r->attempt = attempt;
+    r->fd = fd;
+    snprintf(r->part, sizeof r->part, "%s", part);
+    snprintf(r->final, sizeof r->final, "%s", final);
+    snprintf(r->dir, sizeof r->dir, "%s", dir);
+}
+
+void commit_now(const char *job, uint32_t seg, uint32_t attempt, int fd, const char *part,
+                const char *final, const char *dir, commit_result *res) {
+    commit_req r;
+    fill_req(&r, job, seg, attempt, fd, part, final, dir);
+    commit_file(&r, res);
+    if (res->ok)
+        sync_dir(dir);
+}
+
+static void free_group(commit_req *g) {
+    while (g) {
+        commit_req *next = g->next;
+        free(g);
+        g = next;
+    }
+}
+
+/* Commit the group `g` (a list taken whole from the queue) and send its
+ * outcomes; frees the list. */
+static void commit_group(void *push, commit_req *g) {
+    size_t n = 0;
+    for (const commit_req *r = g; r; r = r->next)
+        n++;
+    commit_result *res = calloc(n, sizeof *res);
+    if (!res) {
+        /* No room to gather them: one at a time, as commit_now does. */
+        for (const commit_req *r = g; r; r = r->next) {
+            commit_result one;
+            commit_file(r, &one);
+            if (one.ok)
+                sync_dir(r->dir);
+            zmq_send(push, &one, sizeof one, 0);
+        }
+        free_group(g);
+        return;
+    }
+    size_t i = 0;
+    for (const commit_req *r = g; r; r = r->next, i++)
+        commit_file(r, &res[i]);
+    /* Each directory once, after all its renames (a group holds few
+     * distinct ones: a job's segments share one). */
+    i = 0;
+    for (const commit_req *r = g; r; r = r->next, i++) {
+        int seen = !res[i].ok;
+        size_t k = 0;
+        for (const commit_req *q = g; q != r && !seen; q = q->next, k++)
+            seen = res[k].ok && strcmp(q->dir, r->dir) == 0;
+        if (!seen)
+            sync_dir(r->dir);
+    }
+    zmq_send(push, res, n * sizeof *res, 0);
+    free(res);
+    free_group(g);
 }
 
 static void *commit_thread(void *arg) {
@@ -67,17 +136,12 @@ static void *commit_thread(void *arg) {
     for (;;) {
         while (!p->head && !p->stopping)
             pthread_cond_wait(&p->cv, &p->mu);
-        commit_req *r = p->head;
-        if (!r)
+        commit_req *g = p->head;
+        if (!g)
             break; /* stopping, and nothing left to commit */
-        p->head = r->next;
-        if (!p->head)
-            p->tail = NULL;
+        p->head = p->tail = NULL;
         pthread_mutex_unlock(&p->mu);
-        commit_result res;
-        commit_now(r->job, r->seg, r->attempt, r->fd, r->part, r->final, r->dir, &res);
-        zmq_send(push, &res, sizeof res, 0);
-        free(r);
+        commit_group(push, g);
         pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
@@ -112,13 +176,7 @@ int commit_submit(commit_pool *p, const char *job, uint32_t seg, uint32_t attemp
     commit_req *r = calloc(1, sizeof *r);
     if (!r)
         return -1;
-    snprintf(r->job, sizeof r->job, "%s", job);
-    r->seg = seg;
-    r->attempt = attempt;
-    r->fd = fd;
-    snprintf(r->part, sizeof r->part, "%s", part);
-    snprintf(r->final, sizeof r->final, "%s", final);
-    snprintf(r->dir, sizeof r->dir, "%s", dir);
+    fill_req(r, job, seg, attempt, fd, part, final, dir);
     pthread_mutex_lock(&p->mu);
     if (p->tail)
         p->tail->next = r;

@@ -6,9 +6,14 @@
  * coordinator trusts a done segment's file, also after a power loss). That
  * costs a disk flush, hundreds of microseconds or more, which the
  * coordinator's event loop must not wait for: it would cap the farm's rate.
- * So commits run on a thread of their own, in order, and each one's
- * outcome comes back to the loop as a commit_result on an inproc socket
- * the loop polls, like the stitch events.
+ * So commits run on a thread of their own, in order, and their outcomes
+ * come back to the loop as commit_results on an inproc socket the loop
+ * polls, like the stitch events.
+ *
+ * The thread commits in groups: every request queued when it wakes is
+ * synced and renamed, then each directory among them is synced once, and
+ * the outcomes go back in one message. Under load that is one wake-up and
+ * one directory flush for many segments instead of one per segment.
  */
 #ifndef COMMIT_H
 #define COMMIT_H
@@ -28,14 +33,15 @@ typedef struct commit_result {
 typedef struct commit_pool commit_pool;
 
 /* Start the commit thread; results go to `endpoint` (an inproc endpoint
- * the caller has bound a PULL socket to, in zctx). */
+ * the caller has bound a PULL socket to, in zctx), as messages of one or
+ * more whole commit_result structs. */
 int commit_pool_new(void *zctx, const char *endpoint, commit_pool **out, char *err,
                     size_t errlen);
 /* Commit fd (taken: closed by the pool) from `part` to `final` in `dir`.
  * Returns 0, or -1 when out of memory (fd not taken). */
 int commit_submit(commit_pool *p, const char *job, uint32_t seg, uint32_t attempt, int fd,
                   const char *part, const char *final, const char *dir);
-/* Do one commit here and now (what the thread does); fills *res. */
+/* Do one commit here and now, directory sync included; fills *res. */
 void commit_now(const char *job, uint32_t seg, uint32_t attempt, int fd, const char *part,
                 const char *final, const char *dir, commit_result *res);
 /* Finish the queued commits, stop the thread. Accepts NULL. */

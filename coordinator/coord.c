@@ -78,13 +78,23 @@ static void on_stitch_event(coord *c) {
     }
 }
 
+/* One message of the commit thread: the outcomes of one group. */
 static void on_commit_result(coord *c) {
-    commit_result res;
-    if (zmq_recv(c->commits_in, &res, sizeof res, ZMQ_DONTWAIT) != (int)sizeof res)
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    if (zmq_msg_recv(&msg, c->commits_in, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&msg);
         return;
-    res.job[sizeof res.job - 1] = '\0';
-    res.msg[sizeof res.msg - 1] = '\0';
-    coord_on_commit(c, &res);
+    }
+    size_t n = zmq_msg_size(&msg) / sizeof(commit_result);
+    for (size_t i = 0; i < n; i++) {
+        commit_result res;
+        memcpy(&res, (const char *)zmq_msg_data(&msg) + i * sizeof res, sizeof res);
+        res.job[sizeof res.job - 1] = '\0';
+        res.msg[sizeof res.msg - 1] = '\0';
+        coord_on_commit(c, &res);
+    }
+    zmq_msg_close(&msg);
 }
 
 /* ---- counters and Redis catch-up ---- */

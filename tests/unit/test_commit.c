@@ -1,7 +1,8 @@
 /* Commit pool: a finished segment's file ends up under its final name with
- * the result reported back in submission order; a commit that cannot be
- * made says why and leaves no part file; freeing the pool finishes what was
- * queued. */
+ * the result reported back in submission order, in messages of whole
+ * results (a group per message); a commit that cannot be made says why and
+ * leaves no part file, without failing the rest of its group; freeing the
+ * pool finishes what was queued. */
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,6 +34,26 @@ static int make_part(const char *dir, unsigned k, char *part, size_t plen, char 
     return fd;
 }
 
+/* Read results until `want` have come; returns how many messages held them. */
+static unsigned recv_results(void *pull, commit_result *out, unsigned want) {
+    unsigned got = 0, msgs = 0;
+    while (got < want) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        assert_true(zmq_msg_recv(&m, pull, 0) >= 0);
+        size_t sz = zmq_msg_size(&m);
+        assert_int_equal(sz % sizeof(commit_result), 0);
+        assert_true(sz > 0);
+        size_t n = sz / sizeof(commit_result);
+        assert_true(got + n <= want);
+        memcpy(out + got, zmq_msg_data(&m), sz);
+        got += (unsigned)n;
+        msgs++;
+        zmq_msg_close(&m);
+    }
+    return msgs;
+}
+
 static void test_commits_in_order(void **state) {
     (void)state;
     char dir[] = "/tmp/rfarm-test-commit-XXXXXX";
@@ -48,9 +69,10 @@ static void test_commits_in_order(void **state) {
         int fd = make_part(dir, k, part, sizeof part, final, sizeof final);
         assert_int_equal(commit_submit(p, "job-1", k, 1, fd, part, final, dir), 0);
     }
+    commit_result all[20];
+    recv_results(pull, all, 20);
     for (unsigned k = 0; k < 20; k++) {
-        commit_result res;
-        assert_int_equal(zmq_recv(pull, &res, sizeof res, 0), (int)sizeof res);
+        const commit_result res = all[k];
         assert_string_equal(res.job, "job-1");
         assert_int_equal(res.seg, k); /* in submission order */
         assert_int_equal(res.attempt, 1);
@@ -69,7 +91,53 @@ static void test_commits_in_order(void **state) {
     assert_int_equal(access(final, F_OK), 0);
     commit_result res;
     assert_int_equal(zmq_recv(pull, &res, sizeof res, ZMQ_DONTWAIT), (int)sizeof res);
-    assert_int_equal(res.seg, 99);
+    assert_int_equal(res.seg, 99); /* alone in its group */
+    zmq_close(pull);
+    zmq_ctx_term(ctx);
+    rf_rmtree(dir);
+}
+
+/* A failing commit among others submitted together (most of them land in
+ * one group: the thread takes what is queued when it wakes): the others
+ * still land, and the failure names its file. */
+static void test_group_with_failure(void **state) {
+    (void)state;
+    char dir[] = "/tmp/rfarm-test-commit-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    void *ctx = zmq_ctx_new();
+    void *pull = zmq_socket(ctx, ZMQ_PULL);
+    assert_int_equal(zmq_bind(pull, EP), 0);
+    commit_pool *p;
+    char err[256];
+    assert_int_equal(commit_pool_new(ctx, EP, &p, err, sizeof err), 0);
+    char part[256], final[256], bad[300];
+    for (unsigned k = 0; k < 8; k++) {
+        int fd = make_part(dir, k, part, sizeof part, final, sizeof final);
+        if (k == 4) {
+            snprintf(bad, sizeof bad, "%s/gone/seg-000004.yuv", dir);
+            assert_int_equal(commit_submit(p, "job-3", k, 1, fd, part, bad, dir), 0);
+        } else {
+            assert_int_equal(commit_submit(p, "job-3", k, 1, fd, part, final, dir), 0);
+        }
+    }
+    commit_result all[8];
+    unsigned msgs = recv_results(pull, all, 8);
+    assert_true(msgs >= 1 && msgs <= 8);
+    for (unsigned k = 0; k < 8; k++) {
+        assert_int_equal(all[k].seg, k);
+        snprintf(part, sizeof part, "%s/seg-%06u.a1.part", dir, k);
+        snprintf(final, sizeof final, "%s/seg-%06u.yuv", dir, k);
+        assert_int_equal(access(part, F_OK), -1);
+        if (k == 4) {
+            assert_false(all[k].ok);
+            assert_non_null(strstr(all[k].msg, "cannot rename"));
+            assert_int_equal(access(final, F_OK), -1);
+        } else {
+            assert_true(all[k].ok);
+            assert_int_equal(access(final, F_OK), 0);
+        }
+    }
+    commit_pool_free(p);
     zmq_close(pull);
     zmq_ctx_term(ctx);
     rf_rmtree(dir);
@@ -96,6 +164,7 @@ static void test_failure_says_why(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_commits_in_order),
+        cmocka_unit_test(test_group_with_failure),
         cmocka_unit_test(test_failure_says_why),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
