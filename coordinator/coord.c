@@ -14,6 +14,7 @@
  * records and the counters again: Redis catches up with what happened.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +126,35 @@ static void catch_up(coord *c) {
 
 /* ---- life cycle ---- */
 
+/* Workers that can open the spool under the same path (same machine, or a
+ * shared volume) write frames into it themselves instead of sending them:
+ * the spool is named by its absolute path, and a random key in its
+ * .spool-key file, also sent in Welcome, proves it is the same spool and
+ * not a look-alike path elsewhere. */
+static int spool_key_write(coord *c, char *err, size_t errlen) {
+    char abs[PATH_MAX];
+    errno = 0;
+    if (!realpath(c->spool, abs) || rf_fmt(c->spool, sizeof c->spool, "%s", abs) != 0) {
+        snprintf(err, errlen, "spool: cannot resolve %s: %s", c->spool,
+                 errno ? strerror(errno) : "path too long");
+        return -1;
+    }
+    rf_new_id("spool", c->spool_key, sizeof c->spool_key);
+    char tmp[RF_PATH_MAX + 32], path[RF_PATH_MAX + 32];
+    snprintf(tmp, sizeof tmp, "%s/.spool-key.tmp", c->spool);
+    snprintf(path, sizeof path, "%s/" COORD_SPOOL_KEY_FILE, c->spool);
+    FILE *f = fopen(tmp, "w");
+    int ok = f && fprintf(f, "%s\n", c->spool_key) > 0;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    if (!ok || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "spool: cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
 int coord_new(const coord_config *cfg, coord **out, char *err, size_t errlen) {
     *out = NULL;
     coord *c = calloc(1, sizeof *c);
@@ -141,6 +171,10 @@ int coord_new(const coord_config *cfg, coord **out, char *err, size_t errlen) {
     c->cfg.spool = c->spool;
     if (rf_mkdirs(c->spool, 0755) != 0) {
         snprintf(err, errlen, "spool: cannot create %s: %s", c->spool, strerror(errno));
+        free(c);
+        return -1;
+    }
+    if (spool_key_write(c, err, errlen) != 0) {
         free(c);
         return -1;
     }

@@ -33,6 +33,7 @@ typedef struct coord_seg {
     uint32_t attempt;      /* of the current or last assignment */
     char worker[RF_ID_MAX + 1]; /* who holds the current assignment */
     uint32_t frames_recv;  /* frames of the current attempt on disk */
+    int in_spool;          /* the current attempt's worker writes the spool file itself */
     int fd;                /* spool file being written, -1 when none */
     uint64_t started_ms;
     uint64_t retry_at_ms;  /* queued after a failure: not handed out before (monotonic) */
@@ -93,6 +94,7 @@ typedef struct coord_worker {
     uint64_t frames_at_flush; /* frames_received when its rate was last figured */
     double fps;               /* its recent rate, smoothed */
     int dirty;                /* its Redis record is behind (coord_workers_flush) */
+    int spool_shared;         /* it writes frames into the spool itself (Welcome.spool) */
     unsigned nslots;
     coord_slot slots[COORD_MAX_CAPACITY]; /* segments it holds */
 } coord_worker;
@@ -130,9 +132,13 @@ typedef struct coord_mx {
     unsigned nprio;           /* goes to 0 rather than vanishing */
 } coord_mx;
 
+/* In the spool: the key that workers sharing it read (coord.c). */
+#define COORD_SPOOL_KEY_FILE ".spool-key"
+
 struct coord {
     coord_config cfg;
-    char spool[RF_PATH_MAX];
+    char spool[RF_PATH_MAX]; /* absolute */
+    char spool_key[32];
     void *zctx;
     void *wsock, *csock, *events, *commits_in;
     commit_pool *commits;

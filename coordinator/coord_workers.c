@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -276,6 +277,7 @@ static void assign(coord *c, coord_worker *w, coord_job *j, uint32_t k) {
     }
     s->state = SEG_RUNNING;
     s->frames_recv = 0;
+    s->in_spool = w->spool_shared;
     s->started_ms = rf_mono_ms();
     snprintf(s->worker, sizeof s->worker, "%s", w->id);
 
@@ -295,6 +297,8 @@ static void assign(coord *c, coord_worker *w, coord_job *j, uint32_t k) {
     a.params_json = j->spec->params_json;
     a.job_frames = j->spec->frames;
     a.epoch = c->epoch;
+    if (s->in_spool)
+        a.spool_part = path;
     Rfarm__CoordMsg m = RFARM__COORD_MSG__INIT;
     m.body_case = RFARM__COORD_MSG__BODY_ASSIGN;
     m.assign = &a;
@@ -409,6 +413,10 @@ static void on_heartbeat(coord *c, coord_worker *w, const Rfarm__Heartbeat *hb) 
     if (hb->draining && !w->draining)
         rf_info(LOG, "worker draining worker=%s segments_in_hand=%u", w->id, w->nslots);
     w->draining = hb->draining;
+    if (w->spool_shared != hb->spool_shared)
+        rf_info(LOG, "worker %s the spool worker=%s", hb->spool_shared ? "shares" : "no longer shares",
+                w->id);
+    w->spool_shared = hb->spool_shared;
     uint32_t used = hb->busy + in_flight;
     w->credits = w->draining || used >= w->capacity ? 0 : w->capacity - used;
 }
@@ -426,6 +434,8 @@ static void send_welcome(coord *c, const char *id, int hello_again) {
     Rfarm__Welcome wel = RFARM__WELCOME__INIT;
     wel.heartbeat_ms = c->cfg.heartbeat_ms;
     wel.hello_again = hello_again;
+    wel.spool = c->spool;
+    wel.spool_key = c->spool_key;
     Rfarm__CoordMsg m = RFARM__COORD_MSG__INIT;
     m.body_case = RFARM__COORD_MSG__BODY_WELCOME;
     m.welcome = &wel;
@@ -520,9 +530,13 @@ static void on_frame(coord *c, coord_worker *w, const Rfarm__Frame *f, rf_parts 
     coord_seg *s = &j->segs[f->segment];
     const plan_segment *ps = &j->plan->seg[f->segment];
     char err[256] = "";
-    if (p->n < 3)
+    int in_spool = f->in_spool && p->n == 2;
+    if (f->in_spool && !s->in_spool)
+        snprintf(err, sizeof err, "frame %u said it is in the spool, but the assignment named no "
+                 "spool file", f->frame);
+    else if (p->n < 3 && !in_spool)
         snprintf(err, sizeof err, "frame %u arrived without pixels", f->frame);
-    else if (rf_part_size(p, 2) != j->frame_bytes)
+    else if (!in_spool && rf_part_size(p, 2) != j->frame_bytes)
         snprintf(err, sizeof err, "frame %u has %zu bytes, expected %zu for %ux%u I420", f->frame,
                  rf_part_size(p, 2), j->frame_bytes, j->spec->width, j->spec->height);
     else if (s->frames_recv >= ps->frames)
@@ -538,9 +552,9 @@ static void on_frame(coord *c, coord_worker *w, const Rfarm__Frame *f, rf_parts 
         coord_job_fail_segment(c, j, f->segment, w->id, err);
         return;
     }
-    const uint8_t *px = rf_part_data(p, 2);
+    const uint8_t *px = in_spool ? NULL : rf_part_data(p, 2);
     off_t off = (off_t)s->frames_recv * (off_t)j->frame_bytes;
-    size_t done = 0;
+    size_t done = in_spool ? j->frame_bytes : 0; /* the worker wrote it there */
     while (done < j->frame_bytes) {
         ssize_t r = pwrite(s->fd, px + done, j->frame_bytes - done, off + (off_t)done);
         if (r < 0 && errno == EINTR)
@@ -577,6 +591,18 @@ static void on_done(coord *c, coord_worker *w, const Rfarm__SegmentDone *d) {
         char err[128];
         snprintf(err, sizeof err, "worker delivered %u of %u frames", s->frames_recv,
                  j->plan->seg[k].frames);
+        coord_seg_close(j, k, 1);
+        coord_job_fail_segment(c, j, k, w->id, err);
+        return;
+    }
+    struct stat st = {0};
+    off_t want = (off_t)s->frames_recv * (off_t)j->frame_bytes;
+    if (s->in_spool && (fstat(s->fd, &st) != 0 || st.st_size != want)) {
+        /* The worker wrote the file: its size is the check that it all got
+         * there (frames sent over the socket were written here). */
+        char err[160];
+        snprintf(err, sizeof err, "spool file of the segment has %lld bytes, expected %lld",
+                 (long long)st.st_size, (long long)want);
         coord_seg_close(j, k, 1);
         coord_job_fail_segment(c, j, k, w->id, err);
         return;

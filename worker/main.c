@@ -23,7 +23,9 @@ static void usage(FILE *f) {
                "  --capacity N      segments rendered at once (default 1)\n"
                "  --engines LIST    comma separated engines to offer (default: all)\n"
                "  --kernels K       auto | c | cuda (default auto)\n"
-               "  --drain-ms MS     on SIGTERM, time to finish segments in hand (default 30000)\n");
+               "  --drain-ms MS     on SIGTERM, time to finish segments in hand (default 30000)\n"
+               "  --share-spool W   auto | off: write frames straight into the coordinator's\n"
+               "                    spool when this machine can see it (default auto)\n");
 }
 
 int main(int argc, char **argv) {
@@ -40,11 +42,13 @@ int main(int argc, char **argv) {
                          .capacity = 1,
                          .engines = NULL,
                          .kernels = KN_AUTO,
-                         .drain_ms = 30000};
+                         .drain_ms = 30000,
+                         .share_spool = 1};
     static const struct option opts[] = {
         {"connect", required_argument, 0, 'c'}, {"id", required_argument, 0, 'i'},
         {"capacity", required_argument, 0, 'n'}, {"engines", required_argument, 0, 'e'},
         {"kernels", required_argument, 0, 'k'}, {"drain-ms", required_argument, 0, 'd'},
+        {"share-spool", required_argument, 0, 's'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
     };
     int ch;
@@ -73,6 +77,14 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "rfarm-worker: --drain-ms: must be an integer (got '%s')\n", optarg);
                 return 2;
             }
+            break;
+        case 's':
+            if (strcmp(optarg, "auto") != 0 && strcmp(optarg, "off") != 0) {
+                fprintf(stderr, "rfarm-worker: --share-spool: must be auto or off (got '%s')\n",
+                        optarg);
+                return 2;
+            }
+            cfg.share_spool = strcmp(optarg, "auto") == 0;
             break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;

@@ -3,6 +3,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -45,6 +46,8 @@ typedef struct slot {
     unsigned index;
     /* the assignment (strings owned) */
     char *job_id, *prompt, *engine, *params;
+    char *spool_part; /* NULL: frames go over the socket */
+    atomic_uint frames_in_spool; /* of this segment, written there by the thread */
     engine_segment seg;
     uint32_t epoch; /* the coordinator's, from the Assign */
     uint64_t started_ms;
@@ -68,6 +71,9 @@ struct worker {
      * and the socket's queue is full): retried by flush_control. */
     int hello_owed;
     unsigned credit_owed;
+    int spool_shared; /* it found the coordinator's spool key (Welcome.spool) */
+    int spool_checked; /* a Welcome has been seen: say what it found once */
+    int beat_now;     /* send a heartbeat on this turn */
 };
 
 /* ---- render thread ---- */
@@ -75,7 +81,25 @@ struct worker {
 typedef struct render_ctx {
     slot *s;
     void *push;
+    int spool_fd; /* the segment's spool file, -1: send pixels */
 } render_ctx;
+
+/* Write a frame into the spool file at its place. 0, or -1 (errno). */
+static int spool_write(int fd, const uint8_t *px, size_t len, off_t off) {
+    size_t done = 0;
+    while (done < len) {
+        ssize_t r = pwrite(fd, px + done, len - done, off + (off_t)done);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            if (r == 0)
+                errno = EIO;
+            return -1;
+        }
+        done += (size_t)r;
+    }
+    return 0;
+}
 
 static int send_tag(void *push, unsigned slot_index, char tag) {
     unsigned char t[2] = {(unsigned char)slot_index, (unsigned char)tag};
@@ -91,11 +115,26 @@ static int on_frame(void *ctx, uint32_t abs_frame, const uint8_t *pixels, size_t
     f.attempt = s->seg.attempt;
     f.frame = abs_frame;
     f.epoch = s->epoch;
+    if (rc->spool_fd >= 0) {
+        off_t off = (off_t)(abs_frame - s->seg.first_frame) * (off_t)len;
+        if (spool_write(rc->spool_fd, pixels, len, off) == 0) {
+            f.in_spool = 1;
+            atomic_fetch_add(&s->frames_in_spool, 1);
+        } else {
+            /* A full or failing disk here need not fail the segment: the
+             * coordinator writes what it is sent. */
+            rf_warn(LOG, "spool write failed, sending frames instead job=%s seg=%u file=%s "
+                         "error=\"%s\"", s->job_id, s->seg.segment, s->spool_part, strerror(errno));
+            close(rc->spool_fd);
+            rc->spool_fd = -1;
+        }
+    }
     Rfarm__WorkerMsg m = RFARM__WORKER_MSG__INIT;
     m.body_case = RFARM__WORKER_MSG__BODY_FRAME;
     m.frame = &f;
-    if (send_tag(rc->push, s->index, TAG_FRAME) != 0 || rf_wire_send_pb(rc->push, &m.base, 1) != 0 ||
-        rf_wire_send_bytes(rc->push, pixels, len, 0) != 0)
+    if (send_tag(rc->push, s->index, TAG_FRAME) != 0 ||
+        rf_wire_send_pb(rc->push, &m.base, !f.in_spool) != 0 ||
+        (!f.in_spool && rf_wire_send_bytes(rc->push, pixels, len, 0) != 0))
         return -1;
     return atomic_load(&s->stop) ? -1 : 0;
 }
@@ -127,9 +166,21 @@ static void render_one(slot *s, render_ctx *rc) {
                     .stop = &s->stop,
                     .cache = s->w->cache};
     char err[2048] = "";
+    rc->spool_fd = -1;
+    if (s->spool_part) {
+        /* The coordinator made the file; no O_CREAT: a path that is not
+         * there is not the spool it means. */
+        rc->spool_fd = open(s->spool_part, O_WRONLY | O_CLOEXEC);
+        if (rc->spool_fd < 0)
+            rf_warn(LOG, "cannot open the spool file, sending frames instead job=%s seg=%u "
+                         "file=%s error=\"%s\"", s->job_id, s->seg.segment, s->spool_part,
+                    strerror(errno));
+    }
     uint64_t t0 = rf_mono_ms();
     int r = engine_render(s->engine, &s->seg, &io, err, sizeof err);
     uint64_t ms = rf_mono_ms() - t0;
+    if (rc->spool_fd >= 0)
+        close(rc->spool_fd);
 
     Rfarm__WorkerMsg m = RFARM__WORKER_MSG__INIT;
     Rfarm__SegmentDone d = RFARM__SEGMENT_DONE__INIT;
@@ -297,7 +348,8 @@ static void slot_clear(slot *s) {
     free(s->prompt);
     free(s->engine);
     free(s->params);
-    s->job_id = s->prompt = s->engine = s->params = NULL;
+    free(s->spool_part);
+    s->job_id = s->prompt = s->engine = s->params = s->spool_part = NULL;
     s->in_use = 0;
     s->finished = 0;
     s->credited = 0;
@@ -337,7 +389,10 @@ static void on_assign(worker *w, const Rfarm__Assign *a) {
     s->prompt = strdup(a->prompt);
     s->engine = strdup(a->engine);
     s->params = strdup(a->params_json[0] ? a->params_json : "{}");
-    if (!s->job_id || !s->prompt || !s->engine || !s->params) {
+    if (a->spool_part[0] && w->spool_shared)
+        s->spool_part = strdup(a->spool_part);
+    if (!s->job_id || !s->prompt || !s->engine || !s->params ||
+        (a->spool_part[0] && w->spool_shared && !s->spool_part)) {
         slot_clear(s);
         send_failed(w, a, "worker out of memory");
         send_credit(w, 1);
@@ -360,6 +415,7 @@ static void on_assign(worker *w, const Rfarm__Assign *a) {
     };
     s->epoch = a->epoch;
     s->log_lines = 0;
+    atomic_store(&s->frames_in_spool, 0);
     atomic_store(&s->stop, 0);
     s->in_use = 1;
     s->finished = 0;
@@ -391,6 +447,30 @@ static void on_cancel(worker *w, const Rfarm__Cancel *c) {
     }
 }
 
+/* Whether the spool the Welcome names is one this worker can write into:
+ * its key file there must hold the Welcome's key. */
+static void check_spool(worker *w, const Rfarm__Welcome *wel) {
+    int shared = 0;
+    if (w->cfg.share_spool && wel->spool[0] == '/' && wel->spool_key[0]) {
+        char path[4096], key[64] = "";
+        snprintf(path, sizeof path, "%s/.spool-key", wel->spool);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (fgets(key, sizeof key, f))
+                key[strcspn(key, "\n")] = '\0';
+            fclose(f);
+        }
+        shared = strcmp(key, wel->spool_key) == 0;
+    }
+    if (shared != w->spool_shared || !w->spool_checked) {
+        rf_info(LOG, "%s the coordinator's spool dir=%s", shared ? "sharing" : "not sharing",
+                wel->spool[0] ? wel->spool : "-");
+        w->spool_checked = 1;
+        w->spool_shared = shared;
+        w->beat_now = 1; /* the coordinator learns it from a heartbeat */
+    }
+}
+
 static void on_coordinator_message(worker *w, int *welcomed) {
     rf_parts p;
     if (rf_wire_recv(w->dealer, &p, ZMQ_DONTWAIT) != 0)
@@ -414,6 +494,7 @@ static void on_coordinator_message(worker *w, int *welcomed) {
             rf_info(LOG, "worker connected id=%s coordinator=%s", w->id, w->cfg.connect);
         }
         *welcomed = 1;
+        check_spool(w, m->welcome);
     } else if (m->body_case == RFARM__COORD_MSG__BODY_ASSIGN) {
         on_assign(w, m->assign);
     } else if (m->body_case == RFARM__COORD_MSG__BODY_CANCEL) {
@@ -494,6 +575,7 @@ static void send_heartbeat(worker *w) {
     hb.n_held = n;
     hb.held = ptrs;
     hb.draining = w->draining;
+    hb.spool_shared = w->spool_shared;
     Rfarm__WorkerMsg m = RFARM__WORKER_MSG__INIT;
     m.body_case = RFARM__WORKER_MSG__BODY_HEARTBEAT;
     m.heartbeat = &hb;
@@ -505,8 +587,10 @@ static void reap(worker *w, int grant) {
         slot *s = &w->slots[i];
         if (!s->in_use || !s->finished)
             continue;
-        rf_info(LOG, "segment finished job=%s seg=%u attempt=%u ms=%llu", s->job_id,
-                s->seg.segment, s->seg.attempt, (unsigned long long)(rf_mono_ms() - s->started_ms));
+        rf_info(LOG, "segment finished job=%s seg=%u attempt=%u ms=%llu frames_in_spool=%u",
+                s->job_id, s->seg.segment, s->seg.attempt,
+                (unsigned long long)(rf_mono_ms() - s->started_ms),
+                atomic_load(&s->frames_in_spool));
         int credited = s->credited;
         slot_clear(s);
         w->busy--;
@@ -575,7 +659,8 @@ int worker_run(worker *w, volatile sig_atomic_t *signals) {
         }
         flush_control(w);
         uint64_t now = rf_mono_ms();
-        if (now >= next_beat) {
+        if (now >= next_beat || w->beat_now) {
+            w->beat_now = 0;
             send_heartbeat(w);
             next_beat = now + w->heartbeat_ms;
         }

@@ -2,6 +2,12 @@
  * segments by granting credit, renders each on its own thread with an
  * engine, and streams frames back as they are made.
  *
+ * Frames go to the coordinator over its socket, or, when the worker can
+ * open the coordinator's spool (same machine or a shared volume: it finds
+ * the key the Welcome names in the spool's .spool-key file), straight into
+ * the segment's spool file, with only a small message per frame on the
+ * socket: no copies through TCP and none by the coordinator.
+ *
  * Threads: the main thread owns the coordinator socket (ZeroMQ sockets are
  * not shared between threads); each render thread pushes its frames over
  * an inproc socket to the main thread, which forwards them. Small queues
@@ -29,6 +35,7 @@ typedef struct worker_config {
     const char *engines; /* comma separated; NULL: every engine this build has */
     kn_pref kernels;
     unsigned drain_ms; /* how long a drain may take before segments are handed back */
+    int share_spool;   /* write frames into the coordinator's spool when it can (Welcome) */
 } worker_config;
 
 typedef struct worker worker;

@@ -420,8 +420,13 @@ class Farm:
     """
 
     def __init__(self, suite, workers=3, capacity=None, prefix=PREFIX, name="farm",
-                 coordinator_args=(), redis_aof=False):
+                 coordinator_args=(), redis_aof=False, share_spool=False):
         self.suite = suite
+        # Workers here always run beside the coordinator, so they could all
+        # write its spool directly; by default they send frames over the
+        # socket, the path remote workers take, and tests that want the
+        # shared spool ask for it.
+        self.share_spool = share_spool
         self.bin = suite.bin
         self.nworkers = workers
         self.capacity = capacity
@@ -512,7 +517,7 @@ class Farm:
                                 self.tmp)
         self.coordinator.wait_for_line(r"coordinator ready", READY_TIMEOUT)
 
-    def add_worker(self, name=None, capacity=None, env=None, args=()):
+    def add_worker(self, name=None, capacity=None, env=None, args=(), share_spool=None):
         """Start one more worker (extra command-line `args`) and wait until it
         is ready (and, when the coordinator's log names workers, until the
         coordinator has seen it)."""
@@ -525,6 +530,8 @@ class Farm:
                       "--id", name])
         if cap is not None:
             argv += ["--capacity", str(cap)]
+        share = self.share_spool if share_spool is None else share_spool
+        argv += ["--share-spool", "auto" if share else "off"]
         argv += [str(a) for a in args]
         full_env = None
         if env:
