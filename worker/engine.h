@@ -51,15 +51,8 @@ int engine_cache_new(engine_cache **out, char *err, size_t errlen);
 /* No render may be using it any more. Accepts NULL. */
 void engine_cache_free(engine_cache *c);
 
-/* Where the engine may draw frame `abs_frame` (len bytes) so that handing
- * it over needs no copy: the receiver's own memory (a worker sharing the
- * coordinator's spool maps the segment's file). NULL: draw in the engine's
- * buffer. An engine that uses it passes the same pointer to frame(). */
-typedef uint8_t *(*engine_buffer_fn)(void *ctx, uint32_t abs_frame, size_t len);
-
 typedef struct engine_io {
     engine_frame_fn frame;
-    engine_buffer_fn buffer; /* may be NULL; engines may ignore it */
     engine_log_fn log;
     void *ctx;
     const atomic_int *stop; /* non-zero: abandon the segment soon (cancel, shutdown) */

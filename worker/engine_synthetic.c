@@ -497,11 +497,8 @@ int engine_synthetic_render(const engine_segment *seg, const engine_io *io, char
             break;
         }
         uint32_t f = seg->first_frame + i;
-        uint8_t *dst = io->buffer ? io->buffer(io->ctx, f, len) : NULL;
-        if (!dst)
-            dst = buf;
-        scene_draw(&sc, f, dst);
-        if (io->frame && io->frame(io->ctx, f, dst, len) != 0) {
+        scene_draw(&sc, f, buf);
+        if (io->frame && io->frame(io->ctx, f, buf, len) != 0) {
             snprintf(err, errlen, "synthetic: the frame receiver stopped the segment at frame %u", f);
             rc = -1;
             break;

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -83,38 +82,7 @@ typedef struct render_ctx {
     slot *s;
     void *push;
     int spool_fd; /* the segment's spool file, -1: send pixels */
-    /* The file mapped, once the engine asks where to draw (on_buffer):
-     * frames drawn there are in the spool without a copy. */
-    uint8_t *map;
-    size_t map_len;
-    int map_failed;
 } render_ctx;
-
-/* The engine asks where to draw a frame: into the mapped spool file when
- * the worker shares the spool. The file's blocks are allocated first, so
- * a full disk is an error here rather than a SIGBUS when drawing. */
-static uint8_t *on_buffer(void *ctx, uint32_t abs_frame, size_t len) {
-    render_ctx *rc = ctx;
-    const engine_segment *seg = &rc->s->seg;
-    if (rc->spool_fd < 0 || rc->map_failed || abs_frame < seg->first_frame ||
-        abs_frame - seg->first_frame >= seg->frames)
-        return NULL;
-    if (!rc->map) {
-        size_t total = (size_t)seg->frames * len;
-        int e = posix_fallocate(rc->spool_fd, 0, (off_t)total);
-        void *p = e == 0 ? mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, rc->spool_fd, 0)
-                         : MAP_FAILED;
-        if (p == MAP_FAILED) {
-            rf_warn(LOG, "cannot map the spool file, writing frames instead job=%s seg=%u "
-                         "error=\"%s\"", rc->s->job_id, seg->segment, strerror(e ? e : errno));
-            rc->map_failed = 1;
-            return NULL;
-        }
-        rc->map = p;
-        rc->map_len = total;
-    }
-    return rc->map + (size_t)(abs_frame - seg->first_frame) * len;
-}
 
 /* Write a frame into the spool file at its place. 0, or -1 (errno). */
 static int spool_write(int fd, const uint8_t *px, size_t len, off_t off) {
@@ -147,11 +115,8 @@ static int on_frame(void *ctx, uint32_t abs_frame, const uint8_t *pixels, size_t
     f.attempt = s->seg.attempt;
     f.frame = abs_frame;
     f.epoch = s->epoch;
-    off_t off = (off_t)(abs_frame - s->seg.first_frame) * (off_t)len;
-    if (rc->map && pixels == rc->map + off) {
-        f.in_spool = 1; /* drawn in place */
-        atomic_fetch_add(&s->frames_in_spool, 1);
-    } else if (rc->spool_fd >= 0) {
+    if (rc->spool_fd >= 0) {
+        off_t off = (off_t)(abs_frame - s->seg.first_frame) * (off_t)len;
         if (spool_write(rc->spool_fd, pixels, len, off) == 0) {
             f.in_spool = 1;
             atomic_fetch_add(&s->frames_in_spool, 1);
@@ -196,19 +161,16 @@ static void on_log(void *ctx, const char *line) {
  * SegmentFailed. */
 static void render_one(slot *s, render_ctx *rc) {
     engine_io io = {.frame = on_frame,
-                    .buffer = on_buffer,
                     .log = on_log,
                     .ctx = rc,
                     .stop = &s->stop,
                     .cache = s->w->cache};
     char err[2048] = "";
     rc->spool_fd = -1;
-    rc->map = NULL;
-    rc->map_failed = 0;
     if (s->spool_part) {
         /* The coordinator made the file; no O_CREAT: a path that is not
          * there is not the spool it means. */
-        rc->spool_fd = open(s->spool_part, O_RDWR | O_CLOEXEC);
+        rc->spool_fd = open(s->spool_part, O_WRONLY | O_CLOEXEC);
         if (rc->spool_fd < 0)
             rf_warn(LOG, "cannot open the spool file, sending frames instead job=%s seg=%u "
                          "file=%s error=\"%s\"", s->job_id, s->seg.segment, s->spool_part,
@@ -217,8 +179,6 @@ static void render_one(slot *s, render_ctx *rc) {
     uint64_t t0 = rf_mono_ms();
     int r = engine_render(s->engine, &s->seg, &io, err, sizeof err);
     uint64_t ms = rf_mono_ms() - t0;
-    if (rc->map)
-        munmap(rc->map, rc->map_len);
     if (rc->spool_fd >= 0)
         close(rc->spool_fd);
 
