@@ -469,14 +469,20 @@ def submit_only(b, nlines):
             "create_s": (t_acc - t_q0) if t_q0 and t_acc else float("nan")}
 
 
+# A null engine's worker can render several segments at once; with one, each
+# worker idles for a round trip to the coordinator after every segment.
+SCHED_CAPACITY = 4
+
+
 def bench_scheduler(b):
     o = b.opts
     njobs = o.jobs or (10000 if o.full else 1000)
     seg = o.segments_per_job
+    cap = o.capacity or SCHED_CAPACITY
     say(f"scheduler: {njobs:,} jobs x {seg} segments (16x16, cost_ms 0, y4m), "
-        f"{o.workers} workers vs 1; submit of a {o.submit_lines:,}-line batch")
-    runs = [sched_run(b, 1, njobs, seg, o.capacity)]
-    runs.append(sched_run(b, o.workers, njobs, seg, o.capacity))
+        f"{o.workers} workers vs 1, each --capacity {cap}; submit of a {o.submit_lines:,}-line batch")
+    runs = [sched_run(b, 1, njobs, seg, cap)]
+    runs.append(sched_run(b, o.workers, njobs, seg, cap))
     sub = submit_only(b, o.submit_lines)
 
     base = runs[0]["seg_per_s"]
@@ -570,7 +576,8 @@ def bench_metrics(b):
     for rnd in range(o.repeat):
         for mode in (("off", "on") if rnd % 2 == 0 else ("on", "off")):
             args = ["--no-metrics"] if mode == "off" else ["--metrics-interval-ms", "1000"]
-            runs[mode].append(sched_run(b, o.workers, njobs, seg, o.capacity, args))
+            runs[mode].append(sched_run(b, o.workers, njobs, seg, o.capacity or SCHED_CAPACITY,
+                                        args))
     rows = []
     for mode in ("off", "on"):
         rs = runs[mode]
@@ -878,7 +885,8 @@ def main():
     g.add_argument("--segments-per-job", type=int, default=10, help="segments per job (default 10)")
     g.add_argument("--workers", type=int, default=4,
                    help="workers of the scheduler and transport runs (default 4)")
-    g.add_argument("--capacity", type=int, default=None, help="worker --capacity (default: the worker's, 1)")
+    g.add_argument("--capacity", type=int, default=None,
+                   help=f"worker --capacity in the scheduler and metrics runs (default {SCHED_CAPACITY})")
     g.add_argument("--repeat", type=int, default=2,
                    help="metrics: runs with metrics off and on, alternated (default 2 each)")
     g.add_argument("--submit-lines", type=int, default=10000,
