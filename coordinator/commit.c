@@ -10,6 +10,13 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "sync_crew.h"
+
+/* Threads that fsync a group's files together (sync_crew.h says why 16),
+ * and the fsync time below which the commit thread does them alone. */
+#define COMMIT_SYNC_THREADS 16
+#define COMMIT_CHEAP_SYNC_US 50
+
 typedef struct commit_req {
     struct commit_req *next;
     char job[RF_ID_MAX + 1];
@@ -27,26 +34,31 @@ struct commit_pool {
     int stopping;
     int started;
     pthread_t thread;
+    sync_crew *crew;
 };
 
-/* Sync and rename one file; the directory is synced by the caller. */
-static void commit_file(const commit_req *r, commit_result *res) {
+/* Rename one file that has been synced (sync_err: 0, or fsync's errno);
+ * closes its fd. The directory is synced by the caller. */
+static void finish_file(const commit_req *r, int sync_err, commit_result *res) {
     memset(res, 0, sizeof *res);
     snprintf(res->job, sizeof res->job, "%s", r->job);
     res->seg = r->seg;
     res->attempt = r->attempt;
-    int synced = fsync(r->fd) == 0;
-    int e = errno;
     close(r->fd);
-    if (!synced || rename(r->part, r->final) != 0) {
-        if (synced)
-            e = errno;
-        snprintf(res->msg, sizeof res->msg, "spool: cannot %s %s: %s", synced ? "rename" : "sync",
+    int e = sync_err;
+    if (e == 0 && rename(r->part, r->final) != 0)
+        e = errno;
+    if (e) {
+        snprintf(res->msg, sizeof res->msg, "spool: cannot %s %s: %s", sync_err ? "sync" : "rename",
                  r->part, strerror(e));
         unlink(r->part);
         return;
     }
     res->ok = 1;
+}
+
+static void commit_file(const commit_req *r, commit_result *res) {
+    finish_file(r, fsync(r->fd) == 0 ? 0 : errno, res);
 }
 
 static void sync_dir(const char *dir) {
@@ -85,41 +97,58 @@ static void free_group(commit_req *g) {
     }
 }
 
+/* One at a time, as commit_now does (when there is no memory to gather a
+ * group's outcomes). */
+static void commit_singly(void *push, const commit_req *g) {
+    for (const commit_req *r = g; r; r = r->next) {
+        commit_result one;
+        commit_file(r, &one);
+        if (one.ok)
+            sync_dir(r->dir);
+        zmq_send(push, &one, sizeof one, 0);
+    }
+}
+
 /* Commit the group `g` (a list taken whole from the queue) and send its
- * outcomes; frees the list. */
-static void commit_group(void *push, commit_req *g) {
+ * outcomes; frees the list. Files are synced together by the crew, then
+ * renamed in order; then each directory among them is synced once. */
+static void commit_group(commit_pool *p, void *push, commit_req *g) {
     size_t n = 0;
     for (const commit_req *r = g; r; r = r->next)
         n++;
     commit_result *res = calloc(n, sizeof *res);
-    if (!res) {
-        /* No room to gather them: one at a time, as commit_now does. */
-        for (const commit_req *r = g; r; r = r->next) {
-            commit_result one;
-            commit_file(r, &one);
-            if (one.ok)
-                sync_dir(r->dir);
-            zmq_send(push, &one, sizeof one, 0);
-        }
-        free_group(g);
-        return;
+    int *fds = calloc(n, sizeof *fds), *errs = calloc(n, sizeof *errs);
+    if (!res || !fds || !errs) {
+        commit_singly(push, g);
+        goto out;
     }
     size_t i = 0;
+    for (const commit_req *r = g; r; r = r->next)
+        fds[i++] = r->fd;
+    sync_crew_run(p->crew, fds, errs, n);
+    i = 0;
     for (const commit_req *r = g; r; r = r->next, i++)
-        commit_file(r, &res[i]);
-    /* Each directory once, after all its renames (a group holds few
-     * distinct ones: a job's segments share one). */
+        finish_file(r, errs[i], &res[i]);
+    /* The distinct directories of the files that made it (a job's
+     * segments share one, so a group holds few). */
+    size_t ndirs = 0;
     i = 0;
     for (const commit_req *r = g; r; r = r->next, i++) {
         int seen = !res[i].ok;
         size_t k = 0;
         for (const commit_req *q = g; q != r && !seen; q = q->next, k++)
             seen = res[k].ok && strcmp(q->dir, r->dir) == 0;
-        if (!seen)
-            sync_dir(r->dir);
+        if (!seen && (fds[ndirs] = open(r->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
+            ndirs++;
     }
+    sync_crew_run(p->crew, fds, errs, ndirs);
+    for (i = 0; i < ndirs; i++)
+        close(fds[i]);
     zmq_send(push, res, n * sizeof *res, 0);
+out:
     free(res);
+    free(fds);
+    free(errs);
     free_group(g);
 }
 
@@ -141,7 +170,7 @@ static void *commit_thread(void *arg) {
             break; /* stopping, and nothing left to commit */
         p->head = p->tail = NULL;
         pthread_mutex_unlock(&p->mu);
-        commit_group(push, g);
+        commit_group(p, push, g);
         pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
@@ -161,6 +190,10 @@ int commit_pool_new(void *zctx, const char *endpoint, commit_pool **out, char *e
     snprintf(p->endpoint, sizeof p->endpoint, "%s", endpoint);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    if (sync_crew_new(COMMIT_SYNC_THREADS, COMMIT_CHEAP_SYNC_US, &p->crew, err, errlen) != 0) {
+        commit_pool_free(p);
+        return -1;
+    }
     if (pthread_create(&p->thread, NULL, commit_thread, p) != 0) {
         snprintf(err, errlen, "commit: cannot start its thread: %s", strerror(errno));
         commit_pool_free(p);
@@ -197,6 +230,7 @@ void commit_pool_free(commit_pool *p) {
     pthread_mutex_unlock(&p->mu);
     if (p->started)
         pthread_join(p->thread, NULL);
+    sync_crew_free(p->crew);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     free(p);

@@ -11,9 +11,11 @@
  * polls, like the stitch events.
  *
  * The thread commits in groups: every request queued when it wakes is
- * synced and renamed, then each directory among them is synced once, and
- * the outcomes go back in one message. Under load that is one wake-up and
- * one directory flush for many segments instead of one per segment.
+ * synced (the files together, by a crew of threads: sync_crew.h) and
+ * renamed, then each directory among them is synced once, and the
+ * outcomes go back in one message. Under load that is one wake-up, one
+ * round of journal commits and one directory flush for many segments
+ * instead of one of each per segment.
  */
 #ifndef COMMIT_H
 #define COMMIT_H
