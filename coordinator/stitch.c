@@ -253,6 +253,25 @@ static int stitch_pass(stitch_pool *pool, stitch_job *sj, void *push, char *err,
 /* Unlink and return the first queued job no other thread is working on
  * (pool->mu held). A job queued while busy waits for its thread to finish:
  * an encoder must never be driven by two threads at once. */
+/* Take sj off the queue if it is on it (pool->mu held). */
+static void dequeue(stitch_pool *pool, stitch_job *sj) {
+    if (!sj->queued)
+        return;
+    stitch_job **pp = &pool->q_head;
+    stitch_job *prev = NULL;
+    while (*pp && *pp != sj) {
+        prev = *pp;
+        pp = &(*pp)->next_q;
+    }
+    if (*pp) {
+        *pp = sj->next_q;
+        if (pool->q_tail == sj)
+            pool->q_tail = prev;
+    }
+    sj->next_q = NULL;
+    sj->queued = 0;
+}
+
 static stitch_job *take_idle_job(stitch_pool *pool) {
     stitch_job *prev = NULL;
     for (stitch_job *sj = pool->q_head; sj; prev = sj, sj = sj->next_q) {
@@ -302,8 +321,13 @@ static void *stitch_thread(void *arg) {
 
         pthread_mutex_lock(&pool->mu);
         sj->busy = 0;
-        if (rc != 0)
+        if (rc != 0) {
+            /* Segments that became ready during the last pass queued the
+             * job again; it has nothing left to do (a second pass would
+             * try to move the finished output again, and fail). */
             sj->finished = 1;
+            dequeue(pool, sj);
+        }
         pthread_cond_broadcast(&pool->idle_cv);
         /* Segments that became ready during the pass left the job queued;
          * now that it is free, any thread may take it. */
@@ -432,20 +456,7 @@ void stitch_job_free(stitch_job *sj) {
     stitch_pool *pool = sj->pool;
     pthread_mutex_lock(&pool->mu);
     sj->cancelled = 1;
-    if (sj->queued) {
-        stitch_job **pp = &pool->q_head;
-        stitch_job *prev = NULL;
-        while (*pp && *pp != sj) {
-            prev = *pp;
-            pp = &(*pp)->next_q;
-        }
-        if (*pp) {
-            *pp = sj->next_q;
-            if (pool->q_tail == sj)
-                pool->q_tail = prev;
-        }
-        sj->queued = 0;
-    }
+    dequeue(pool, sj);
     while (sj->busy)
         pthread_cond_wait(&pool->idle_cv, &pool->mu);
     pthread_mutex_unlock(&pool->mu);

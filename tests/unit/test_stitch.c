@@ -250,6 +250,44 @@ static void test_one_thread_per_job_when_ready_during_a_pass(void **state) {
     plan_free(p);
 }
 
+/* A job queued again while the pass that finishes it runs (a segment
+ * reported ready again, as a burst of commits can) ends once: one DONE,
+ * no second pass that would find its output moved already and fail. */
+static void test_finished_job_queued_again_ends_once(void **state) {
+    fixture *fx = *state;
+    rf_spec spec = make_spec(fx, "again", 150, 24, 4);
+    spec.width = 640;
+    spec.height = 480;
+    plan *p;
+    char err[512];
+    assert_int_equal(plan_new(150, 24, 4, RF_BLEND_LINEAR, &p, err, sizeof err), 0);
+    size_t fb = rf_i420_bytes(spec.width, spec.height);
+    for (uint32_t k = 0; k < p->n; k++)
+        write_segment(fx->spool, p, k, fb);
+    stitch_job *sj;
+    assert_int_equal(stitch_job_new(fx->pool, &spec, p, fx->spool, &sj, err, sizeof err), 0);
+    for (uint32_t k = 0; k < p->n; k++)
+        stitch_job_ready(sj, k);
+    for (int i = 0; i < 30; i++) {
+        rf_sleep_ms(1);
+        stitch_job_ready(sj, (uint32_t)p->n - 1);
+    }
+    stitch_event ev = wait_final(fx, "again", 60000);
+    assert_int_equal(ev.kind, STITCH_DONE);
+    check_output(&spec, p, fb);
+    /* Nothing after the end but progress. */
+    uint64_t end = rf_mono_ms() + 300;
+    while (rf_mono_ms() < end) {
+        zmq_pollitem_t it = {fx->pull, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 50) <= 0)
+            continue;
+        assert_int_equal(zmq_recv(fx->pull, &ev, sizeof ev, 0), (int)sizeof ev);
+        assert_int_equal(ev.kind, STITCH_PROGRESS);
+    }
+    stitch_job_free(sj);
+    plan_free(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_blends_in_order_whatever_the_ready_order, setup,
@@ -258,6 +296,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_free_midway_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_thread_per_job_when_ready_during_a_pass, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_finished_job_queued_again_ends_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
