@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "rf_util.h"
 #include "sync_crew.h"
 
 /* Threads that fsync a group's files together (sync_crew.h says why 16),
@@ -22,6 +23,9 @@ typedef struct commit_req {
     char job[RF_ID_MAX + 1];
     uint32_t seg, attempt;
     int fd;
+    uint8_t *mem; /* to write to part first (commit_data) */
+    size_t len;
+    int write_err; /* errno of creating or writing part from mem */
     char part[RF_PATH_MAX + 64], final[RF_PATH_MAX + 64], dir[RF_PATH_MAX];
 } commit_req;
 
@@ -44,21 +48,49 @@ static void finish_file(const commit_req *r, int sync_err, commit_result *res) {
     snprintf(res->job, sizeof res->job, "%s", r->job);
     res->seg = r->seg;
     res->attempt = r->attempt;
-    close(r->fd);
-    int e = sync_err;
+    if (r->fd >= 0)
+        close(r->fd);
+    int e = r->write_err ? r->write_err : sync_err;
     if (e == 0 && rename(r->part, r->final) != 0)
         e = errno;
     if (e) {
-        snprintf(res->msg, sizeof res->msg, "spool: cannot %s %s: %s", sync_err ? "sync" : "rename",
-                 r->part, strerror(e));
+        snprintf(res->msg, sizeof res->msg, "spool: cannot %s %s: %s",
+                 r->write_err ? "write" : sync_err ? "sync" : "rename", r->part, strerror(e));
         unlink(r->part);
         return;
     }
     res->ok = 1;
 }
 
-static void commit_file(const commit_req *r, commit_result *res) {
-    finish_file(r, fsync(r->fd) == 0 ? 0 : errno, res);
+/* A segment gathered in memory: create its part file and write it (the
+ * job's spool directory too, which only big segments' assignments make). */
+static void write_mem(commit_req *r) {
+    if (!r->mem)
+        return;
+    r->fd = open(r->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (r->fd < 0 && errno == ENOENT && rf_mkdirs(r->dir, 0755) == 0)
+        r->fd = open(r->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    size_t done = 0;
+    while (r->fd >= 0 && done < r->len) {
+        ssize_t n = write(r->fd, r->mem + done, r->len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            break;
+        }
+        done += (size_t)n;
+    }
+    if (r->fd < 0 || done < r->len)
+        r->write_err = errno;
+    free(r->mem);
+    r->mem = NULL;
+}
+
+static void commit_file(commit_req *r, commit_result *res) {
+    write_mem(r);
+    finish_file(r, r->write_err ? 0 : fsync(r->fd) == 0 ? 0 : errno, res);
 }
 
 static void sync_dir(const char *dir) {
@@ -69,21 +101,24 @@ static void sync_dir(const char *dir) {
     }
 }
 
-static void fill_req(commit_req *r, const char *job, uint32_t seg, uint32_t attempt, int fd,
-                     const char *part, const char *final, const char *dir) {
+static void fill_req(commit_req *r, const char *job, uint32_t seg, uint32_t attempt,
+                     const commit_data *d, const char *part, const char *final, const char *dir) {
+    memset(r, 0, sizeof *r);
     snprintf(r->job, sizeof r->job, "%s", job);
     r->seg = seg;
     r->attempt = attempt;
-    r->fd = fd;
+    r->fd = d->fd;
+    r->mem = d->mem;
+    r->len = d->len;
     snprintf(r->part, sizeof r->part, "%s", part);
     snprintf(r->final, sizeof r->final, "%s", final);
     snprintf(r->dir, sizeof r->dir, "%s", dir);
 }
 
-void commit_now(const char *job, uint32_t seg, uint32_t attempt, int fd, const char *part,
-                const char *final, const char *dir, commit_result *res) {
+void commit_now(const char *job, uint32_t seg, uint32_t attempt, const commit_data *d,
+                const char *part, const char *final, const char *dir, commit_result *res) {
     commit_req r;
-    fill_req(&r, job, seg, attempt, fd, part, final, dir);
+    fill_req(&r, job, seg, attempt, d, part, final, dir);
     commit_file(&r, res);
     if (res->ok)
         sync_dir(dir);
@@ -92,6 +127,7 @@ void commit_now(const char *job, uint32_t seg, uint32_t attempt, int fd, const c
 static void free_group(commit_req *g) {
     while (g) {
         commit_req *next = g->next;
+        free(g->mem);
         free(g);
         g = next;
     }
@@ -99,8 +135,8 @@ static void free_group(commit_req *g) {
 
 /* One at a time, as commit_now does (when there is no memory to gather a
  * group's outcomes). */
-static void commit_singly(void *push, const commit_req *g) {
-    for (const commit_req *r = g; r; r = r->next) {
+static void commit_singly(void *push, commit_req *g) {
+    for (commit_req *r = g; r; r = r->next) {
         commit_result one;
         commit_file(r, &one);
         if (one.ok)
@@ -123,8 +159,10 @@ static void commit_group(commit_pool *p, void *push, commit_req *g) {
         goto out;
     }
     size_t i = 0;
-    for (const commit_req *r = g; r; r = r->next)
-        fds[i++] = r->fd;
+    for (commit_req *r = g; r; r = r->next) {
+        write_mem(r);
+        fds[i++] = r->fd; /* -1 after a failed write: its fsync fails alone */
+    }
     sync_crew_run(p->crew, fds, errs, n);
     i = 0;
     for (const commit_req *r = g; r; r = r->next, i++)
@@ -204,12 +242,12 @@ int commit_pool_new(void *zctx, const char *endpoint, commit_pool **out, char *e
     return 0;
 }
 
-int commit_submit(commit_pool *p, const char *job, uint32_t seg, uint32_t attempt, int fd,
-                  const char *part, const char *final, const char *dir) {
-    commit_req *r = calloc(1, sizeof *r);
+int commit_submit(commit_pool *p, const char *job, uint32_t seg, uint32_t attempt,
+                  const commit_data *d, const char *part, const char *final, const char *dir) {
+    commit_req *r = malloc(sizeof *r);
     if (!r)
         return -1;
-    fill_req(r, job, seg, attempt, fd, part, final, dir);
+    fill_req(r, job, seg, attempt, d, part, final, dir);
     pthread_mutex_lock(&p->mu);
     if (p->tail)
         p->tail->next = r;

@@ -39,13 +39,23 @@ typedef struct commit_pool commit_pool;
  * more whole commit_result structs. */
 int commit_pool_new(void *zctx, const char *endpoint, commit_pool **out, char *err,
                     size_t errlen);
-/* Commit fd (taken: closed by the pool) from `part` to `final` in `dir`.
- * Returns 0, or -1 when out of memory (fd not taken). */
-int commit_submit(commit_pool *p, const char *job, uint32_t seg, uint32_t attempt, int fd,
-                  const char *part, const char *final, const char *dir);
-/* Do one commit here and now, directory sync included; fills *res. */
-void commit_now(const char *job, uint32_t seg, uint32_t attempt, int fd, const char *part,
-                const char *final, const char *dir, commit_result *res);
+/* What a commit makes durable: the segment's part file, open (fd >= 0),
+ * or its bytes in memory (mem, len), which the pool first writes to the
+ * part file, creating it (and `dir` if need be). Either is taken by the
+ * pool: fd closed, mem freed. */
+typedef struct commit_data {
+    int fd;
+    uint8_t *mem;
+    size_t len;
+} commit_data;
+
+/* Commit d from `part` to `final` in `dir`. Returns 0, or -1 when out of
+ * memory (d not taken). */
+int commit_submit(commit_pool *p, const char *job, uint32_t seg, uint32_t attempt,
+                  const commit_data *d, const char *part, const char *final, const char *dir);
+/* Do one commit here and now, directory sync included; takes d, fills *res. */
+void commit_now(const char *job, uint32_t seg, uint32_t attempt, const commit_data *d,
+                const char *part, const char *final, const char *dir, commit_result *res);
 /* Finish the queued commits, stop the thread. Accepts NULL. */
 void commit_pool_free(commit_pool *p);
 

@@ -35,6 +35,7 @@ typedef struct coord_seg {
     uint32_t frames_recv;  /* frames of the current attempt on disk */
     int in_spool;          /* the current attempt's worker writes the spool file itself */
     int fd;                /* spool file being written, -1 when none */
+    uint8_t *mem;          /* or, for a small segment, its frames in memory (COORD_MEM_SEGMENT_MAX) */
     uint64_t started_ms;
     uint64_t retry_at_ms;  /* queued after a failure: not handed out before (monotonic) */
     uint64_t render_ms;    /* the worker's, for the done record */
@@ -42,6 +43,14 @@ typedef struct coord_seg {
     char tried[256]; /* workers that failed it, comma separated */
     char last_error[512];
 } coord_seg;
+
+/* A segment of at most this many bytes is gathered in memory and written
+ * to the spool by the commit thread when it is done, instead of into a
+ * part file the loop creates when assigning it: creating a file per tiny
+ * segment was most of the loop's time on ext4 (bench/README.md). The
+ * bound keeps what in-flight segments hold small (64 slots x 1,000
+ * workers x 64 KiB = 4 GiB at the very worst; 16x16 frames are 384 B). */
+#define COORD_MEM_SEGMENT_MAX (64u * 1024u)
 
 typedef struct coord_job {
     rf_spec *spec;

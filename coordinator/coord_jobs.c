@@ -40,6 +40,8 @@ void coord_seg_part_path(const coord_job *j, uint32_t k, uint32_t attempt, char 
 
 void coord_seg_close(coord_job *j, uint32_t k, int remove_part) {
     coord_seg *s = &j->segs[k];
+    free(s->mem);
+    s->mem = NULL;
     if (s->fd >= 0) {
         close(s->fd);
         s->fd = -1;

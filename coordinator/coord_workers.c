@@ -266,10 +266,15 @@ static void assign(coord *c, coord_worker *w, coord_job *j, uint32_t k) {
     s->attempt++;
     char path[RF_PATH_MAX + 64];
     coord_seg_part_path(j, k, s->attempt, path, sizeof path);
-    s->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (s->fd < 0 && errno == ENOENT && rf_mkdirs(j->spool, 0755) == 0)
+    size_t bytes = (size_t)ps->frames * j->frame_bytes;
+    if (bytes <= COORD_MEM_SEGMENT_MAX && (s->mem = malloc(bytes ? bytes : 1))) {
+        s->fd = -1; /* the commit thread writes the file */
+    } else {
         s->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (s->fd < 0) {
+        if (s->fd < 0 && errno == ENOENT && rf_mkdirs(j->spool, 0755) == 0)
+            s->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    }
+    if (s->fd < 0 && !s->mem) {
         char err[RF_PATH_MAX + 128];
         snprintf(err, sizeof err, "spool: cannot create %s: %s", path, strerror(errno));
         coord_job_finish(c, j, "failed", err, 0);
@@ -277,7 +282,7 @@ static void assign(coord *c, coord_worker *w, coord_job *j, uint32_t k) {
     }
     s->state = SEG_RUNNING;
     s->frames_recv = 0;
-    s->in_spool = w->spool_shared;
+    s->in_spool = w->spool_shared && !s->mem; /* small ones come over the socket */
     s->started_ms = rf_mono_ms();
     snprintf(s->worker, sizeof s->worker, "%s", w->id);
 
@@ -555,6 +560,10 @@ static void on_frame(coord *c, coord_worker *w, const Rfarm__Frame *f, rf_parts 
     const uint8_t *px = in_spool ? NULL : rf_part_data(p, 2);
     off_t off = (off_t)s->frames_recv * (off_t)j->frame_bytes;
     size_t done = in_spool ? j->frame_bytes : 0; /* the worker wrote it there */
+    if (s->mem) {
+        memcpy(s->mem + off, px, j->frame_bytes);
+        done = j->frame_bytes;
+    }
     while (done < j->frame_bytes) {
         ssize_t r = pwrite(s->fd, px + done, j->frame_bytes - done, off + (off_t)done);
         if (r < 0 && errno == EINTR)
@@ -615,11 +624,13 @@ static void on_done(coord *c, coord_worker *w, const Rfarm__SegmentDone *d) {
     s->state = SEG_COMMITTING;
     s->render_ms = d->render_ms;
     sched_stopped(c->sched, j);
-    int fd = s->fd;
+    commit_data data = {.fd = s->fd, .mem = s->mem,
+                        .len = (size_t)s->frames_recv * j->frame_bytes};
     s->fd = -1;
-    if (commit_submit(c->commits, j->spec->id, k, s->attempt, fd, part, final, j->spool) != 0) {
+    s->mem = NULL;
+    if (commit_submit(c->commits, j->spec->id, k, s->attempt, &data, part, final, j->spool) != 0) {
         commit_result res;
-        commit_now(j->spec->id, k, s->attempt, fd, part, final, j->spool, &res);
+        commit_now(j->spec->id, k, s->attempt, &data, part, final, j->spool, &res);
         coord_on_commit(c, &res);
     }
 }

@@ -67,7 +67,7 @@ static void test_commits_in_order(void **state) {
     char part[256], final[256];
     for (unsigned k = 0; k < 20; k++) {
         int fd = make_part(dir, k, part, sizeof part, final, sizeof final);
-        assert_int_equal(commit_submit(p, "job-1", k, 1, fd, part, final, dir), 0);
+        assert_int_equal(commit_submit(p, "job-1", k, 1, &(commit_data){.fd = fd}, part, final, dir), 0);
     }
     commit_result all[20];
     recv_results(pull, all, 20);
@@ -86,7 +86,7 @@ static void test_commits_in_order(void **state) {
     }
     /* Queued commits are finished by commit_pool_free. */
     int fd = make_part(dir, 99, part, sizeof part, final, sizeof final);
-    assert_int_equal(commit_submit(p, "job-1", 99, 1, fd, part, final, dir), 0);
+    assert_int_equal(commit_submit(p, "job-1", 99, 1, &(commit_data){.fd = fd}, part, final, dir), 0);
     commit_pool_free(p);
     assert_int_equal(access(final, F_OK), 0);
     commit_result res;
@@ -115,9 +115,9 @@ static void test_group_with_failure(void **state) {
         int fd = make_part(dir, k, part, sizeof part, final, sizeof final);
         if (k == 4) {
             snprintf(bad, sizeof bad, "%s/gone/seg-000004.yuv", dir);
-            assert_int_equal(commit_submit(p, "job-3", k, 1, fd, part, bad, dir), 0);
+            assert_int_equal(commit_submit(p, "job-3", k, 1, &(commit_data){.fd = fd}, part, bad, dir), 0);
         } else {
-            assert_int_equal(commit_submit(p, "job-3", k, 1, fd, part, final, dir), 0);
+            assert_int_equal(commit_submit(p, "job-3", k, 1, &(commit_data){.fd = fd}, part, final, dir), 0);
         }
     }
     commit_result all[8];
@@ -143,6 +143,67 @@ static void test_group_with_failure(void **state) {
     rf_rmtree(dir);
 }
 
+/* A segment gathered in memory: the pool creates the part file (and the
+ * job's directory, which does not exist yet), writes, syncs and renames
+ * it; where the directory cannot be made, the failure says "write" and
+ * leaves nothing. */
+static void test_from_memory(void **state) {
+    (void)state;
+    char dir[] = "/tmp/rfarm-test-commit-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    void *ctx = zmq_ctx_new();
+    void *pull = zmq_socket(ctx, ZMQ_PULL);
+    assert_int_equal(zmq_bind(pull, EP), 0);
+    commit_pool *p;
+    char err[256];
+    assert_int_equal(commit_pool_new(ctx, EP, &p, err, sizeof err), 0);
+    char job[300], part[400], final[400], blocker[300];
+    snprintf(job, sizeof job, "%s/job-4", dir);
+    for (unsigned k = 0; k < 6; k++) {
+        uint8_t *mem = malloc(384);
+        assert_non_null(mem);
+        memset(mem, (int)k + 1, 384);
+        snprintf(part, sizeof part, "%s/seg-%06u.a1.part", job, k);
+        snprintf(final, sizeof final, "%s/seg-%06u.yuv", job, k);
+        commit_data d = {.fd = -1, .mem = mem, .len = 384};
+        assert_int_equal(commit_submit(p, "job-4", k, 1, &d, part, final, job), 0);
+    }
+    /* A directory that cannot be made: its parent is a file. */
+    snprintf(blocker, sizeof blocker, "%s/blocker", dir);
+    FILE *bf = fopen(blocker, "w");
+    assert_non_null(bf);
+    fclose(bf);
+    char badjob[400];
+    snprintf(badjob, sizeof badjob, "%s/job-5", blocker);
+    snprintf(part, sizeof part, "%s/seg-000000.a1.part", badjob);
+    snprintf(final, sizeof final, "%s/seg-000000.yuv", badjob);
+    commit_data bad = {.fd = -1, .mem = calloc(1, 384), .len = 384};
+    assert_int_equal(commit_submit(p, "job-5", 0, 1, &bad, part, final, badjob), 0);
+    commit_result all[7];
+    recv_results(pull, all, 7);
+    for (unsigned k = 0; k < 6; k++) {
+        assert_true(all[k].ok);
+        snprintf(final, sizeof final, "%s/seg-%06u.yuv", job, k);
+        FILE *f = fopen(final, "rb");
+        assert_non_null(f);
+        uint8_t buf[400];
+        assert_int_equal(fread(buf, 1, sizeof buf, f), 384);
+        fclose(f);
+        assert_int_equal(buf[0], k + 1);
+        assert_int_equal(buf[383], k + 1);
+        snprintf(part, sizeof part, "%s/seg-%06u.a1.part", job, k);
+        assert_int_equal(access(part, F_OK), -1);
+    }
+    assert_false(all[6].ok);
+    assert_string_equal(all[6].job, "job-5");
+    assert_non_null(strstr(all[6].msg, "cannot write"));
+    assert_int_equal(access(badjob, F_OK), -1);
+    commit_pool_free(p);
+    zmq_close(pull);
+    zmq_ctx_term(ctx);
+    rf_rmtree(dir);
+}
+
 static void test_failure_says_why(void **state) {
     (void)state;
     char dir[] = "/tmp/rfarm-test-commit-XXXXXX";
@@ -151,7 +212,7 @@ static void test_failure_says_why(void **state) {
     int fd = make_part(dir, 3, part, sizeof part, final, sizeof final);
     snprintf(bad, sizeof bad, "%s/no-such-dir/seg-000003.yuv", dir);
     commit_result res;
-    commit_now("job-2", 3, 2, fd, part, bad, dir, &res);
+    commit_now("job-2", 3, 2, &(commit_data){.fd = fd}, part, bad, dir, &res);
     assert_false(res.ok);
     assert_int_equal(res.seg, 3);
     assert_int_equal(res.attempt, 2);
@@ -165,6 +226,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_commits_in_order),
         cmocka_unit_test(test_group_with_failure),
+        cmocka_unit_test(test_from_memory),
         cmocka_unit_test(test_failure_says_why),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
