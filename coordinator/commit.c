@@ -17,6 +17,9 @@
  * and the fsync time below which the commit thread does them alone. */
 #define COMMIT_SYNC_THREADS 16
 #define COMMIT_CHEAP_SYNC_US 50
+/* Requests committed together at most: each holds an open file meanwhile,
+ * and a process may have only so many (1,024 by default). */
+#define COMMIT_GROUP_MAX 128
 
 typedef struct commit_req {
     struct commit_req *next;
@@ -206,7 +209,15 @@ static void *commit_thread(void *arg) {
         commit_req *g = p->head;
         if (!g)
             break; /* stopping, and nothing left to commit */
-        p->head = p->tail = NULL;
+        /* A group holds a file open per request: at most COMMIT_GROUP_MAX,
+         * however far behind the disk is. */
+        commit_req *last = g;
+        for (unsigned n = 1; n < COMMIT_GROUP_MAX && last->next; n++)
+            last = last->next;
+        p->head = last->next;
+        if (!p->head)
+            p->tail = NULL;
+        last->next = NULL;
         pthread_mutex_unlock(&p->mu);
         commit_group(p, push, g);
         pthread_mutex_lock(&p->mu);
