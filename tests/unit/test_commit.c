@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -204,6 +205,46 @@ static void test_from_memory(void **state) {
     rf_rmtree(dir);
 }
 
+/* Thousands of small segments queued at once (a disk far behind) with few
+ * file descriptors to spare: a group opens at most so many files, so
+ * every commit still lands. */
+static void test_big_backlog_few_fds(void **state) {
+    (void)state;
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = 256;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    char dir[] = "/tmp/rfarm-test-commit-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    void *ctx = zmq_ctx_new();
+    void *pull = zmq_socket(ctx, ZMQ_PULL);
+    assert_int_equal(zmq_bind(pull, EP), 0);
+    commit_pool *p;
+    char err[256];
+    assert_int_equal(commit_pool_new(ctx, EP, &p, err, sizeof err), 0);
+    enum { N = 2000 };
+    char part[300], final[300];
+    for (unsigned k = 0; k < N; k++) {
+        snprintf(part, sizeof part, "%s/s%u.part", dir, k);
+        snprintf(final, sizeof final, "%s/s%u.yuv", dir, k);
+        commit_data d = {.fd = -1, .mem = calloc(1, 16), .len = 16};
+        assert_non_null(d.mem);
+        assert_int_equal(commit_submit(p, "job-6", k, 1, &d, part, final, dir), 0);
+    }
+    commit_result *all = calloc(N, sizeof *all);
+    recv_results(pull, all, N);
+    for (unsigned k = 0; k < N; k++)
+        if (!all[k].ok)
+            fail_msg("commit %u failed: %s", k, all[k].msg);
+    free(all);
+    commit_pool_free(p);
+    zmq_close(pull);
+    zmq_ctx_term(ctx);
+    rf_rmtree(dir);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+}
+
 static void test_failure_says_why(void **state) {
     (void)state;
     char dir[] = "/tmp/rfarm-test-commit-XXXXXX";
@@ -227,6 +268,7 @@ int main(void) {
         cmocka_unit_test(test_commits_in_order),
         cmocka_unit_test(test_group_with_failure),
         cmocka_unit_test(test_from_memory),
+        cmocka_unit_test(test_big_backlog_few_fds),
         cmocka_unit_test(test_failure_says_why),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
