@@ -35,6 +35,37 @@ static int make_part(const char *dir, unsigned k, char *part, size_t plen, char 
     return fd;
 }
 
+typedef struct fixture {
+    char dir[64];
+    void *ctx, *pull;
+    commit_pool *pool;
+} fixture;
+
+/* A temporary spool directory, the socket results come to, a pool. */
+static int setup(void **state) {
+    fixture *fx = calloc(1, sizeof *fx);
+    assert_non_null(fx);
+    snprintf(fx->dir, sizeof fx->dir, "/tmp/rfarm-test-commit-XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    fx->ctx = zmq_ctx_new();
+    fx->pull = zmq_socket(fx->ctx, ZMQ_PULL);
+    assert_int_equal(zmq_bind(fx->pull, EP), 0);
+    char err[256];
+    assert_int_equal(commit_pool_new(fx->ctx, EP, &fx->pool, err, sizeof err), 0);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *fx = *state;
+    commit_pool_free(fx->pool);
+    zmq_close(fx->pull);
+    zmq_ctx_term(fx->ctx);
+    rf_rmtree(fx->dir);
+    free(fx);
+    return 0;
+}
+
 /* Read results until `want` have come; returns how many messages held them. */
 static unsigned recv_results(void *pull, commit_result *out, unsigned want) {
     unsigned got = 0, msgs = 0;
@@ -56,15 +87,10 @@ static unsigned recv_results(void *pull, commit_result *out, unsigned want) {
 }
 
 static void test_commits_in_order(void **state) {
-    (void)state;
-    char dir[] = "/tmp/rfarm-test-commit-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    void *ctx = zmq_ctx_new();
-    void *pull = zmq_socket(ctx, ZMQ_PULL);
-    assert_int_equal(zmq_bind(pull, EP), 0);
-    commit_pool *p;
-    char err[256];
-    assert_int_equal(commit_pool_new(ctx, EP, &p, err, sizeof err), 0);
+    fixture *fx = *state;
+    const char *dir = fx->dir;
+    void *pull = fx->pull;
+    commit_pool *p = fx->pool;
     char part[256], final[256];
     for (unsigned k = 0; k < 20; k++) {
         int fd = make_part(dir, k, part, sizeof part, final, sizeof final);
@@ -89,28 +115,21 @@ static void test_commits_in_order(void **state) {
     int fd = make_part(dir, 99, part, sizeof part, final, sizeof final);
     assert_int_equal(commit_submit(p, "job-1", 99, 1, &(commit_data){.fd = fd}, part, final, dir), 0);
     commit_pool_free(p);
+    fx->pool = NULL;
     assert_int_equal(access(final, F_OK), 0);
     commit_result res;
     assert_int_equal(zmq_recv(pull, &res, sizeof res, ZMQ_DONTWAIT), (int)sizeof res);
     assert_int_equal(res.seg, 99); /* alone in its group */
-    zmq_close(pull);
-    zmq_ctx_term(ctx);
-    rf_rmtree(dir);
 }
 
 /* A failing commit among others submitted together (most of them land in
  * one group: the thread takes what is queued when it wakes): the others
  * still land, and the failure names its file. */
 static void test_group_with_failure(void **state) {
-    (void)state;
-    char dir[] = "/tmp/rfarm-test-commit-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    void *ctx = zmq_ctx_new();
-    void *pull = zmq_socket(ctx, ZMQ_PULL);
-    assert_int_equal(zmq_bind(pull, EP), 0);
-    commit_pool *p;
-    char err[256];
-    assert_int_equal(commit_pool_new(ctx, EP, &p, err, sizeof err), 0);
+    fixture *fx = *state;
+    const char *dir = fx->dir;
+    void *pull = fx->pull;
+    commit_pool *p = fx->pool;
     char part[256], final[256], bad[300];
     for (unsigned k = 0; k < 8; k++) {
         int fd = make_part(dir, k, part, sizeof part, final, sizeof final);
@@ -138,10 +157,6 @@ static void test_group_with_failure(void **state) {
             assert_int_equal(access(final, F_OK), 0);
         }
     }
-    commit_pool_free(p);
-    zmq_close(pull);
-    zmq_ctx_term(ctx);
-    rf_rmtree(dir);
 }
 
 /* A segment gathered in memory: the pool creates the part file (and the
@@ -149,15 +164,10 @@ static void test_group_with_failure(void **state) {
  * it; where the directory cannot be made, the failure says "write" and
  * leaves nothing. */
 static void test_from_memory(void **state) {
-    (void)state;
-    char dir[] = "/tmp/rfarm-test-commit-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    void *ctx = zmq_ctx_new();
-    void *pull = zmq_socket(ctx, ZMQ_PULL);
-    assert_int_equal(zmq_bind(pull, EP), 0);
-    commit_pool *p;
-    char err[256];
-    assert_int_equal(commit_pool_new(ctx, EP, &p, err, sizeof err), 0);
+    fixture *fx = *state;
+    const char *dir = fx->dir;
+    void *pull = fx->pull;
+    commit_pool *p = fx->pool;
     char job[300], part[400], final[400], blocker[300];
     snprintf(job, sizeof job, "%s/job-4", dir);
     for (unsigned k = 0; k < 6; k++) {
@@ -199,30 +209,21 @@ static void test_from_memory(void **state) {
     assert_string_equal(all[6].job, "job-5");
     assert_non_null(strstr(all[6].msg, "cannot write"));
     assert_int_equal(access(badjob, F_OK), -1);
-    commit_pool_free(p);
-    zmq_close(pull);
-    zmq_ctx_term(ctx);
-    rf_rmtree(dir);
 }
 
 /* Thousands of small segments queued at once (a disk far behind) with few
  * file descriptors to spare: a group opens at most so many files, so
  * every commit still lands. */
 static void test_big_backlog_few_fds(void **state) {
-    (void)state;
     struct rlimit old, low;
     assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
     low = old;
     low.rlim_cur = 256;
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
-    char dir[] = "/tmp/rfarm-test-commit-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    void *ctx = zmq_ctx_new();
-    void *pull = zmq_socket(ctx, ZMQ_PULL);
-    assert_int_equal(zmq_bind(pull, EP), 0);
-    commit_pool *p;
-    char err[256];
-    assert_int_equal(commit_pool_new(ctx, EP, &p, err, sizeof err), 0);
+    fixture *fx = *state;
+    const char *dir = fx->dir;
+    void *pull = fx->pull;
+    commit_pool *p = fx->pool;
     enum { N = 2000 };
     char part[300], final[300];
     for (unsigned k = 0; k < N; k++) {
@@ -238,10 +239,6 @@ static void test_big_backlog_few_fds(void **state) {
         if (!all[k].ok)
             fail_msg("commit %u failed: %s", k, all[k].msg);
     free(all);
-    commit_pool_free(p);
-    zmq_close(pull);
-    zmq_ctx_term(ctx);
-    rf_rmtree(dir);
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
 }
 
@@ -265,10 +262,10 @@ static void test_failure_says_why(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_commits_in_order),
-        cmocka_unit_test(test_group_with_failure),
-        cmocka_unit_test(test_from_memory),
-        cmocka_unit_test(test_big_backlog_few_fds),
+        cmocka_unit_test_setup_teardown(test_commits_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_with_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_from_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_big_backlog_few_fds, setup, teardown),
         cmocka_unit_test(test_failure_says_why),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
