@@ -219,6 +219,33 @@ static void test_free_midway_leaves_nothing(void **state) {
     plan_free(p);
 }
 
+/* A 150-frame 640x480 job (segments of 24 overlapping by 4) whose passes
+ * take long enough for segments to become ready during them: its spool
+ * files written, its stitch job made, nothing ready yet. */
+typedef struct big_job {
+    rf_spec spec;
+    plan *p;
+    size_t fb;
+    stitch_job *sj;
+} big_job;
+
+static void big_job_new(fixture *fx, const char *id, big_job *b) {
+    b->spec = make_spec(fx, id, 150, 24, 4);
+    b->spec.width = 640;
+    b->spec.height = 480;
+    char err[512];
+    assert_int_equal(plan_new(150, 24, 4, RF_BLEND_LINEAR, &b->p, err, sizeof err), 0);
+    b->fb = rf_i420_bytes(b->spec.width, b->spec.height);
+    for (uint32_t k = 0; k < b->p->n; k++)
+        write_segment(fx->spool, b->p, k, b->fb);
+    assert_int_equal(stitch_job_new(fx->pool, &b->spec, b->p, fx->spool, &b->sj, err, sizeof err), 0);
+}
+
+static void big_job_free(big_job *b) {
+    stitch_job_free(b->sj);
+    plan_free(b->p);
+}
+
 /* Regression: segments that become ready while a pass is running leave the
  * job queued; a second pool thread must not take it and run a pass of the
  * same job at the same time (two threads inside one x264 context crashed
@@ -227,27 +254,17 @@ static void test_free_midway_leaves_nothing(void **state) {
  * time; every frame must still come out once, in order. */
 static void test_one_thread_per_job_when_ready_during_a_pass(void **state) {
     fixture *fx = *state;
-    rf_spec spec = make_spec(fx, "busy", 150, 24, 4);
-    spec.width = 640;
-    spec.height = 480;
-    plan *p;
-    char err[512];
-    assert_int_equal(plan_new(150, 24, 4, RF_BLEND_LINEAR, &p, err, sizeof err), 0);
-    size_t fb = rf_i420_bytes(spec.width, spec.height);
-    for (uint32_t k = 0; k < p->n; k++)
-        write_segment(fx->spool, p, k, fb);
-    stitch_job *sj;
-    assert_int_equal(stitch_job_new(fx->pool, &spec, p, fx->spool, &sj, err, sizeof err), 0);
-    for (uint32_t k = 0; k < p->n; k++) {
-        stitch_job_ready(sj, k);
+    big_job b;
+    big_job_new(fx, "busy", &b);
+    for (uint32_t k = 0; k < b.p->n; k++) {
+        stitch_job_ready(b.sj, k);
         rf_sleep_ms(1);
     }
     stitch_event ev = wait_final(fx, "busy", 60000);
     assert_int_equal(ev.kind, STITCH_DONE);
     assert_int_equal(ev.frames, 150);
-    check_output(&spec, p, fb);
-    stitch_job_free(sj);
-    plan_free(p);
+    check_output(&b.spec, b.p, b.fb);
+    big_job_free(&b);
 }
 
 /* A job queued again while the pass that finishes it runs (a segment
@@ -255,26 +272,17 @@ static void test_one_thread_per_job_when_ready_during_a_pass(void **state) {
  * no second pass that would find its output moved already and fail. */
 static void test_finished_job_queued_again_ends_once(void **state) {
     fixture *fx = *state;
-    rf_spec spec = make_spec(fx, "again", 150, 24, 4);
-    spec.width = 640;
-    spec.height = 480;
-    plan *p;
-    char err[512];
-    assert_int_equal(plan_new(150, 24, 4, RF_BLEND_LINEAR, &p, err, sizeof err), 0);
-    size_t fb = rf_i420_bytes(spec.width, spec.height);
-    for (uint32_t k = 0; k < p->n; k++)
-        write_segment(fx->spool, p, k, fb);
-    stitch_job *sj;
-    assert_int_equal(stitch_job_new(fx->pool, &spec, p, fx->spool, &sj, err, sizeof err), 0);
-    for (uint32_t k = 0; k < p->n; k++)
-        stitch_job_ready(sj, k);
+    big_job b;
+    big_job_new(fx, "again", &b);
+    for (uint32_t k = 0; k < b.p->n; k++)
+        stitch_job_ready(b.sj, k);
     for (int i = 0; i < 30; i++) {
         rf_sleep_ms(1);
-        stitch_job_ready(sj, (uint32_t)p->n - 1);
+        stitch_job_ready(b.sj, (uint32_t)b.p->n - 1);
     }
     stitch_event ev = wait_final(fx, "again", 60000);
     assert_int_equal(ev.kind, STITCH_DONE);
-    check_output(&spec, p, fb);
+    check_output(&b.spec, b.p, b.fb);
     /* Nothing after the end but progress. */
     uint64_t end = rf_mono_ms() + 300;
     while (rf_mono_ms() < end) {
@@ -284,8 +292,7 @@ static void test_finished_job_queued_again_ends_once(void **state) {
         assert_int_equal(zmq_recv(fx->pull, &ev, sizeof ev, 0), (int)sizeof ev);
         assert_int_equal(ev.kind, STITCH_PROGRESS);
     }
-    stitch_job_free(sj);
-    plan_free(p);
+    big_job_free(&b);
 }
 
 int main(void) {
