@@ -420,12 +420,15 @@ class Farm:
     """
 
     def __init__(self, suite, workers=3, capacity=None, prefix=PREFIX, name="farm",
-                 coordinator_args=(), redis_aof=False, share_spool=False):
+                 coordinator_args=(), redis_aof=False, share_spool=None):
         self.suite = suite
         # Workers here always run beside the coordinator, so they could all
         # write its spool directly; by default they send frames over the
-        # socket, the path remote workers take, and tests that want the
-        # shared spool ask for it.
+        # socket, the path remote workers take. Tests that want the shared
+        # spool ask for it; RFARM_E2E_SHARE_SPOOL=1 makes it every farm's
+        # default (ctest runs the fault tests once that way).
+        if share_spool is None:
+            share_spool = os.environ.get("RFARM_E2E_SHARE_SPOOL") == "1"
         self.share_spool = share_spool
         self.bin = suite.bin
         self.nworkers = workers
