@@ -419,6 +419,23 @@ def redis_rtt_us(f, n=20000):
         return (time.perf_counter() - t0) / (n // 4) * 1e6, "PING from Python"
 
 
+def fsync_dir(directory):
+    """What makes a rename durable: the directory's own fsync."""
+    dfd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def remove_files(directory, names):
+    for name in names:
+        try:
+            os.unlink(os.path.join(directory, name))
+        except OSError:
+            pass
+
+
 def spool_commit_us(directory, n=300, size=384):
     """What the coordinator does on disk to commit one finished 16x16
     segment, in `directory`: create a .part file, pwrite the frame, fsync,
@@ -432,15 +449,9 @@ def spool_commit_us(directory, n=300, size=384):
         os.fsync(fd)
         os.close(fd)
         os.rename(part, os.path.join(directory, f"ref-{i}.raw"))
-        dfd = os.open(directory, os.O_RDONLY)
-        os.fsync(dfd)
-        os.close(dfd)
+        fsync_dir(directory)
     dt = (time.perf_counter() - t0) / n * 1e6
-    for i in range(n):
-        try:
-            os.unlink(os.path.join(directory, f"ref-{i}.raw"))
-        except OSError:
-            pass
+    remove_files(directory, (f"ref-{i}.raw" for i in range(n)))
     return dt
 
 
@@ -652,16 +663,10 @@ def pwrite_bw(directory, total, chunk, per_file):
             os.fsync(fd)
         finally:
             os.close(fd)
-        dfd = os.open(directory, os.O_RDONLY)
-        os.fsync(dfd)
-        os.close(dfd)
+        fsync_dir(directory)
         k += 1
     dt = time.monotonic() - t0
-    for i in range(k):
-        try:
-            os.unlink(os.path.join(directory, f"pw-{i}.raw"))
-        except OSError:
-            pass
+    remove_files(directory, (f"pw-{i}.raw" for i in range(k)))
     return dt
 
 
