@@ -29,6 +29,7 @@ typedef struct commit_req {
     uint8_t *mem; /* to write to part first (commit_data) */
     size_t len;
     int write_err; /* errno of creating or writing part from mem */
+    int remove;    /* not a commit: remove the directory `dir` and its files */
     char part[RF_PATH_MAX + 64], final[RF_PATH_MAX + 64], dir[RF_PATH_MAX];
 } commit_req;
 
@@ -193,6 +194,19 @@ out:
     free_group(g);
 }
 
+/* Remove the directories of g, a list of removal requests taken from the
+ * queue; frees the list. */
+static void remove_dirs(commit_req *g) {
+    while (g) {
+        if (rf_rmtree(g->dir) != 0 && errno != ENOENT)
+            rf_warn("commit", "cannot remove a finished job's spool dir=%s error=\"%s\"", g->dir,
+                    strerror(errno));
+        commit_req *next = g->next;
+        free(g);
+        g = next;
+    }
+}
+
 static void *commit_thread(void *arg) {
     commit_pool *p = arg;
     void *push = zmq_socket(p->zctx, ZMQ_PUSH);
@@ -209,10 +223,26 @@ static void *commit_thread(void *arg) {
         commit_req *g = p->head;
         if (!g)
             break; /* stopping, and nothing left to commit */
+        if (g->remove) {
+            /* Removals run in queue order: a job's commits queued before its
+             * removal are done (and fail harmlessly) before its directory
+             * goes, so none recreates it. */
+            commit_req *last = g;
+            while (last->next && last->next->remove)
+                last = last->next;
+            p->head = last->next;
+            if (!p->head)
+                p->tail = NULL;
+            last->next = NULL;
+            pthread_mutex_unlock(&p->mu);
+            remove_dirs(g);
+            pthread_mutex_lock(&p->mu);
+            continue;
+        }
         /* A group holds a file open per request: at most COMMIT_GROUP_MAX,
-         * however far behind the disk is. */
+         * however far behind the disk is; it ends before a removal. */
         commit_req *last = g;
-        for (unsigned n = 1; n < COMMIT_GROUP_MAX && last->next; n++)
+        for (unsigned n = 1; n < COMMIT_GROUP_MAX && last->next && !last->next->remove; n++)
             last = last->next;
         p->head = last->next;
         if (!p->head)
@@ -253,12 +283,7 @@ int commit_pool_new(void *zctx, const char *endpoint, commit_pool **out, char *e
     return 0;
 }
 
-int commit_submit(commit_pool *p, const char *job, uint32_t seg, uint32_t attempt,
-                  const commit_data *d, const char *part, const char *final, const char *dir) {
-    commit_req *r = malloc(sizeof *r);
-    if (!r)
-        return -1;
-    fill_req(r, job, seg, attempt, d, part, final, dir);
+static void enqueue(commit_pool *p, commit_req *r) {
     pthread_mutex_lock(&p->mu);
     if (p->tail)
         p->tail->next = r;
@@ -267,6 +292,26 @@ int commit_submit(commit_pool *p, const char *job, uint32_t seg, uint32_t attemp
     p->tail = r;
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
+}
+
+int commit_remove_dir(commit_pool *p, const char *dir) {
+    commit_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return -1;
+    r->remove = 1;
+    r->fd = -1;
+    snprintf(r->dir, sizeof r->dir, "%s", dir);
+    enqueue(p, r);
+    return 0;
+}
+
+int commit_submit(commit_pool *p, const char *job, uint32_t seg, uint32_t attempt,
+                  const commit_data *d, const char *part, const char *final, const char *dir) {
+    commit_req *r = malloc(sizeof *r);
+    if (!r)
+        return -1;
+    fill_req(r, job, seg, attempt, d, part, final, dir);
+    enqueue(p, r);
     return 0;
 }
 

@@ -16,6 +16,10 @@
  * outcomes go back in one message. Under load that is one wake-up, one
  * round of journal commits and one directory flush for many segments
  * instead of one of each per segment.
+ *
+ * The thread also removes finished jobs' spool directories, in queue
+ * order: unlinking a job's files costs the loop as much as a Redis round
+ * trip per segment.
  */
 #ifndef COMMIT_H
 #define COMMIT_H
@@ -53,6 +57,10 @@ typedef struct commit_data {
  * memory (d not taken). */
 int commit_submit(commit_pool *p, const char *job, uint32_t seg, uint32_t attempt,
                   const commit_data *d, const char *part, const char *final, const char *dir);
+/* Remove `dir` (a finished job's spool directory, files only) on the
+ * commit thread, after every commit queued before it. Returns 0, or -1
+ * when out of memory (nothing queued). */
+int commit_remove_dir(commit_pool *p, const char *dir);
 /* Do one commit here and now, directory sync included; takes d, fills *res. */
 void commit_now(const char *job, uint32_t seg, uint32_t attempt, const commit_data *d,
                 const char *part, const char *final, const char *dir, commit_result *res);

@@ -216,10 +216,11 @@ void coord_job_finish(coord *c, coord_job *j, const char *state, const char *err
     rf_map_del(c->jobs, j->spec->id);
     for (size_t k = 0; k < j->plan->n; k++)
         stop_running(c, j, (uint32_t)k);
-    char spool[RF_PATH_MAX];
-    snprintf(spool, sizeof spool, "%s", j->spool);
+    /* The commit thread removes the files, after any commit of this job
+     * still queued there. */
+    if (!c->commits || commit_remove_dir(c->commits, j->spool) != 0)
+        rf_rmtree(j->spool);
     coord_job_free(j);
-    rf_rmtree(spool);
 }
 
 /* The in-memory side of a job: plan, segments, spool directory, stitcher,

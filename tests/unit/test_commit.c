@@ -2,7 +2,8 @@
  * the result reported back in submission order, in messages of whole
  * results (a group per message); a commit that cannot be made says why and
  * leaves no part file, without failing the rest of its group; freeing the
- * pool finishes what was queued. */
+ * pool finishes what was queued; a job's directory removal runs after its
+ * commits queued before it, so none of them brings the directory back. */
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -211,6 +212,36 @@ static void test_from_memory(void **state) {
     assert_int_equal(access(badjob, F_OK), -1);
 }
 
+/* Segments of a job gathered in memory, then the job's removal, then a
+ * second job's segments, all queued at once: the removal waits for the
+ * first job's commits (which would otherwise create its directory again
+ * after it went), and the second job's still land. */
+static void test_remove_after_commits(void **state) {
+    fixture *fx = *state;
+    char jobs[2][300], part[400], final[400];
+    for (int j = 0; j < 2; j++) {
+        snprintf(jobs[j], sizeof jobs[j], "%s/job-%d", fx->dir, j);
+        for (unsigned k = 0; k < 40; k++) {
+            snprintf(part, sizeof part, "%s/seg-%06u.a1.part", jobs[j], k);
+            snprintf(final, sizeof final, "%s/seg-%06u.yuv", jobs[j], k);
+            commit_data d = {.fd = -1, .mem = calloc(1, 64), .len = 64};
+            assert_int_equal(commit_submit(fx->pool, j ? "job-1" : "job-0", k, 1, &d, part, final,
+                                           jobs[j]), 0);
+        }
+        if (j == 0)
+            assert_int_equal(commit_remove_dir(fx->pool, jobs[0]), 0);
+    }
+    commit_result all[80];
+    recv_results(fx->pull, all, 80);
+    for (unsigned i = 0; i < 80; i++)
+        assert_true(all[i].ok);
+    commit_pool_free(fx->pool); /* finishes what is queued */
+    fx->pool = NULL;
+    assert_int_equal(access(jobs[0], F_OK), -1);
+    snprintf(final, sizeof final, "%s/seg-%06u.yuv", jobs[1], 39u);
+    assert_int_equal(access(final, F_OK), 0);
+}
+
 /* Thousands of small segments queued at once (a disk far behind) with few
  * file descriptors to spare: a group opens at most so many files, so
  * every commit still lands. */
@@ -266,6 +297,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_group_with_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_from_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_backlog_few_fds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove_after_commits, setup, teardown),
         cmocka_unit_test(test_failure_says_why),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
