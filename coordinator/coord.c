@@ -333,6 +333,7 @@ int coord_run(coord *c, volatile sig_atomic_t *stop) {
             {c->events, 0, ZMQ_POLLIN, 0},
             {c->commits_in, 0, ZMQ_POLLIN, 0},
         };
+        rf_log_flush(); /* the last turn's lines, in one write */
         int n = zmq_poll(items, 4, 100);
         if (n < 0) {
             if (errno == EINTR)

@@ -87,6 +87,7 @@ static int load_token(const char *file, char *buf, size_t len) {
 }
 
 int main(int argc, char **argv) {
+    rf_log_buffered();
     coord_config cfg = {
         .worker_bind = "tcp://127.0.0.1:5555",
         .client_bind = "tcp://127.0.0.1:5556",

@@ -49,6 +49,13 @@ void rf_log(const char *level, const char *component, const char *fmt, ...)
 #define rf_info(comp, ...) rf_log("info", comp, __VA_ARGS__)
 #define rf_warn(comp, ...) rf_log("warn", comp, __VA_ARGS__)
 #define rf_error(comp, ...) rf_log("error", comp, __VA_ARGS__)
+/* For a program whose event loop logs several lines per unit of work:
+ * info lines are kept in stderr's buffer until rf_log_flush (which the
+ * loop calls before it waits) instead of one write each; warnings and
+ * errors are still written at once. Call at the start of main, before
+ * anything is written to stderr. */
+void rf_log_buffered(void);
+void rf_log_flush(void);
 void rf_debug(const char *component, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Bytes of one I420 frame of w x h (w and h even). */

@@ -29,6 +29,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    rf_log_buffered();
     char default_id[80];
     char host[64] = "worker";
     gethostname(host, sizeof host - 1);

@@ -636,6 +636,7 @@ int worker_run(worker *w, volatile sig_atomic_t *signals) {
              * a render thread blocked on a full queue could not stop. */
             {w->pull, 0, (abandoning || (dealer_ev & ZMQ_POLLOUT)) ? ZMQ_POLLIN : 0, 0},
         };
+        rf_log_flush(); /* the last turn's lines, in one write */
         int n = zmq_poll(items, 2, 100);
         if (n < 0 && errno != EINTR) {
             rf_error(LOG, "poll failed error=\"%s\"", zmq_strerror(errno));
