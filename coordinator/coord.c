@@ -365,6 +365,7 @@ int coord_run(coord *c, volatile sig_atomic_t *stop) {
         coord_metrics_tick(c, now);
         coord_workers_flush(c);
         coord_batches_flush(c);
+        coord_jobs_log_flush(c);
         /* Heartbeats that waited in the socket while the loop was stuck
          * (a hung Redis answers each command after a timeout) must not
          * cost the workers their leases. */
@@ -388,6 +389,7 @@ int coord_run(coord *c, volatile sig_atomic_t *stop) {
     coord_metrics_tick(c, rf_mono_ms());
     coord_workers_flush(c);
     coord_batches_flush(c);
+    coord_jobs_log_flush(c);
     coord_store_warn(c, store_flush(c->st), "state");
     rf_info(LOG, "coordinator stopping jobs_unfinished=%zu stale_frames=%llu stale_results=%llu",
             rf_map_len(c->jobs), (unsigned long long)c->stats.stale_frames,

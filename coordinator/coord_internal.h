@@ -70,6 +70,13 @@ typedef struct coord_job {
     uint64_t frames_to_render, frames_rendered; /* sums of segment frames */
     uint64_t render_ms;      /* sum of its done segments' render times */
     uint32_t log_lines;      /* lines added to its Redis log (see coord_job_log) */
+    /* Log lines of this turn not yet sent ('\0' after each), and its place
+     * in the coordinator's list of jobs that have some. */
+    char *log_buf;
+    size_t log_len, log_cap;
+    uint32_t log_n;
+    struct coord_job *log_prev, *log_next;
+    int log_listed;
 } coord_job;
 
 /* A batch with unfinished jobs in memory. */
@@ -164,6 +171,7 @@ struct coord {
     coord_stats stats;
     int stats_dirty;
     int workers_dirty, batches_dirty; /* records to write at the end of the turn */
+    coord_job *log_jobs; /* jobs with log lines to write at the end of the turn */
     coord_mx mx;
     struct http_server *http; /* NULL unless --http */
 };
@@ -183,9 +191,13 @@ int coord_job_add(coord *c, rf_spec *spec, const char *batch, uint32_t line, cha
 int coord_job_admit(coord *c, rf_spec *spec, const char *batch, char *err, size_t errlen);
 /* Pause or resume a job (Redis state "paused", or back to queued/running). */
 void coord_job_pause(coord *c, coord_job *j, int paused);
-/* A job's log line (Redis list <p>job:<id>:log). */
+/* A job's log line (Redis list <p>job:<id>:log), written with the job's
+ * other lines of this turn by coord_jobs_log_flush. */
 void coord_job_log(coord *c, coord_job *j, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Write the turn's job log lines: one RPUSH per job instead of one per
+ * line (a segment adds two). */
+void coord_jobs_log_flush(coord *c);
 /* Reload every unfinished job from Redis (start-up). */
 int coord_jobs_recover(coord *c, char *err, size_t errlen);
 /* End a job: state done | failed | cancelled (output_bytes: the video's

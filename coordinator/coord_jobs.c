@@ -64,7 +64,72 @@ void coord_job_free(coord_job *j) {
     plan_free(j->plan);
     rf_spec_free(j->spec);
     rf_map_free(j->worker_failures);
+    free(j->log_buf);
     free(j);
+}
+
+void coord_job_log(coord *c, coord_job *j, const char *fmt, ...) {
+    if (!store_available(c->st))
+        return;
+    char line[1100];
+    int at = snprintf(line, sizeof line, "%llu ", (unsigned long long)rf_wall_ms());
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line + at, sizeof line - (size_t)at, fmt, ap);
+    va_end(ap);
+    size_t len = strlen(line) + 1;
+    if (j->log_len + len > j->log_cap) {
+        size_t cap = j->log_cap ? 2 * j->log_cap : 1024;
+        while (cap < j->log_len + len)
+            cap *= 2;
+        char *b = realloc(j->log_buf, cap);
+        if (!b)
+            return; /* a log line is not worth failing for */
+        j->log_buf = b;
+        j->log_cap = cap;
+    }
+    memcpy(j->log_buf + j->log_len, line, len);
+    j->log_len += len;
+    j->log_n++;
+    if (!j->log_listed) {
+        j->log_listed = 1;
+        j->log_prev = NULL;
+        j->log_next = c->log_jobs;
+        if (c->log_jobs)
+            c->log_jobs->log_prev = j;
+        c->log_jobs = j;
+    }
+}
+
+/* Write j's pending log lines and take it off the list. */
+static void job_log_flush(coord *c, coord_job *j) {
+    if (!j->log_listed)
+        return;
+    if (j->log_prev)
+        j->log_prev->log_next = j->log_next;
+    else
+        c->log_jobs = j->log_next;
+    if (j->log_next)
+        j->log_next->log_prev = j->log_prev;
+    j->log_listed = 0;
+    const char **lines = malloc(j->log_n * sizeof *lines);
+    if (lines) {
+        const char *p = j->log_buf;
+        for (uint32_t i = 0; i < j->log_n; i++, p += strlen(p) + 1)
+            lines[i] = p;
+        /* Until the list can have reached its cap, no trim is needed. */
+        int trim = j->log_lines + j->log_n > STORE_JOB_LOG_MAX;
+        j->log_lines = trim ? STORE_JOB_LOG_MAX : j->log_lines + j->log_n;
+        coord_store_warn(c, store_job_log(c->st, j->spec->id, lines, j->log_n, trim), "job log");
+        free(lines);
+    }
+    j->log_len = 0;
+    j->log_n = 0;
+}
+
+void coord_jobs_log_flush(coord *c) {
+    while (c->log_jobs)
+        job_log_flush(c, c->log_jobs);
 }
 
 /* Tell the worker holding segment k to stop, and free its slot (the worker
@@ -220,6 +285,7 @@ void coord_job_finish(coord *c, coord_job *j, const char *state, const char *err
      * still queued there. */
     if (!c->commits || commit_remove_dir(c->commits, j->spool) != 0)
         rf_rmtree(j->spool);
+    job_log_flush(c, j);
     coord_job_free(j);
 }
 
@@ -357,21 +423,6 @@ void coord_job_pause(coord *c, coord_job *j, int paused) {
     rf_info(LOG, "job %s job=%s", paused ? "paused" : "resumed", j->spec->id);
     coord_store_warn(c, store_hset(c->st, "job", j->spec->id, "state", state), "job state");
     coord_job_log(c, j, "job %s", paused ? "paused" : "resumed");
-}
-
-void coord_job_log(coord *c, coord_job *j, const char *fmt, ...) {
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (!store_available(c->st))
-        return;
-    /* Until the list can have reached its cap, no trim is needed. */
-    int trim = j->log_lines >= STORE_JOB_LOG_MAX;
-    if (!trim)
-        j->log_lines++;
-    coord_store_warn(c, store_job_log(c->st, j->spec->id, line, trim), "job log");
 }
 
 /* ---- retries ---- */

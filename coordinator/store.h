@@ -177,11 +177,11 @@ int store_batch_incr(store *s, const char *id, const char *field, int64_t delta)
 /* HSET / HINCRBY one field of <p><kind>:<id> (kind "job", "batch", "worker"). */
 int store_hset(store *s, const char *kind, const char *id, const char *field, const char *value);
 int store_hincr(store *s, const char *kind, const char *id, const char *field, int64_t delta);
-/* Append a line to a job's log, capped at its last STORE_JOB_LOG_MAX lines:
- * with trim 0 the cap is not applied (the caller knows the log is shorter,
- * and saves Redis an LTRIM per line). */
+/* Append n lines ("<ts_ms> <text>" each) to a job's log, capped at its
+ * last STORE_JOB_LOG_MAX lines: with trim 0 the cap is not applied (the
+ * caller knows the log is shorter, and saves Redis an LTRIM). */
 #define STORE_JOB_LOG_MAX 1000
-int store_job_log(store *s, const char *job, const char *line, int trim);
+int store_job_log(store *s, const char *job, const char *const *lines, size_t n, int trim);
 /* A job's progress sums (absolute: the coordinator holds them). */
 int store_job_rendered(store *s, const char *job, uint64_t frames_rendered, uint64_t render_ms);
 /* A job's log lines, oldest first; returns how many, or -1. */

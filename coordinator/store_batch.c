@@ -86,24 +86,30 @@ int store_hincr(store *s, const char *kind, const char *id, const char *field, i
     return store_run(s, &h);
 }
 
-int store_job_log(store *s, const char *job, const char *line, int trim) {
-    char k[256], text[2048], keep[16];
+int store_job_log(store *s, const char *job, const char *const *lines, size_t n, int trim) {
+    char k[256], keep[16];
     store_key(s, k, sizeof k, "job:%s:log", job, 0);
     snprintf(keep, sizeof keep, "-%d", STORE_JOB_LOG_MAX);
-    uint64_t now = rf_wall_ms();
-    snprintf(text, sizeof text, "%llu %s", (unsigned long long)now, line);
-    store_argv c[2];
-    memset(c, 0, sizeof c);
-    store_arg(&c[0], "RPUSH");
-    store_arg(&c[0], k);
-    store_arg(&c[0], text);
-    store_arg(&c[1], "LTRIM");
-    store_arg(&c[1], k);
-    store_arg(&c[1], keep);
-    store_arg(&c[1], "-1");
-    /* Queued with the loop's other writes (store_run defers). */
-    int rc = store_run(s, &c[0]);
-    return rc == 0 && trim ? store_run(s, &c[1]) : rc;
+    int rc = 0;
+    /* One RPUSH for as many lines as a command holds; queued with the
+     * loop's other writes (store_run defers). */
+    for (size_t i = 0; i < n && rc == 0;) {
+        store_argv c = {0};
+        store_arg(&c, "RPUSH");
+        store_arg(&c, k);
+        while (i < n && c.n < STORE_MAX_ARGS)
+            store_arg(&c, lines[i++]);
+        rc = store_run(s, &c);
+    }
+    if (rc == 0 && trim) {
+        store_argv t = {0};
+        store_arg(&t, "LTRIM");
+        store_arg(&t, k);
+        store_arg(&t, keep);
+        store_arg(&t, "-1");
+        rc = store_run(s, &t);
+    }
+    return rc;
 }
 
 int store_job_rendered(store *s, const char *job, uint64_t frames_rendered, uint64_t render_ms) {
