@@ -17,8 +17,9 @@
  * and the fsync time below which the commit thread does them alone. */
 #define COMMIT_SYNC_THREADS 16
 #define COMMIT_CHEAP_SYNC_US 50
-/* Requests committed together at most: each holds an open file meanwhile,
- * and a process may have only so many (1,024 by default). */
+/* Requests committed together at most: each holds an open file meanwhile
+ * (and its directory one, unless it shares it with another: a job's
+ * segments do), and a process may have only so many (1,024 by default). */
 #define COMMIT_GROUP_MAX 128
 
 typedef struct commit_req {
@@ -30,6 +31,7 @@ typedef struct commit_req {
     size_t len;
     int write_err; /* errno of creating or writing part from mem */
     int remove;    /* not a commit: remove the directory `dir` and its files */
+    int dfd;       /* dir's fd while its group is committed, else AT_FDCWD */
     char part[RF_PATH_MAX + 64], final[RF_PATH_MAX + 64], dir[RF_PATH_MAX];
 } commit_req;
 
@@ -45,6 +47,20 @@ struct commit_pool {
     sync_crew *crew;
 };
 
+/* Where a request's file ops look names up: its directory's fd (names
+ * relative to it: a full path costs the kernel a lookup per component,
+ * and three such lookups per tiny segment were most of this thread's
+ * time), or AT_FDCWD with the full paths. */
+static const char *name_in(const commit_req *r, const char *path) {
+    if (r->dfd == AT_FDCWD)
+        return path;
+    size_t n = strlen(r->dir);
+    const char *base = path + n + 1;
+    if (strncmp(path, r->dir, n) != 0 || path[n] != '/' || strchr(base, '/'))
+        return path; /* not directly in dir: openat and renameat take it whole */
+    return base;
+}
+
 /* Rename one file that has been synced (sync_err: 0, or fsync's errno);
  * closes its fd. The directory is synced by the caller. */
 static void finish_file(const commit_req *r, int sync_err, commit_result *res) {
@@ -55,25 +71,27 @@ static void finish_file(const commit_req *r, int sync_err, commit_result *res) {
     if (r->fd >= 0)
         close(r->fd);
     int e = r->write_err ? r->write_err : sync_err;
-    if (e == 0 && rename(r->part, r->final) != 0)
+    if (e == 0 && renameat(r->dfd, name_in(r, r->part), r->dfd, name_in(r, r->final)) != 0)
         e = errno;
     if (e) {
         snprintf(res->msg, sizeof res->msg, "spool: cannot %s %s: %s",
                  r->write_err ? "write" : sync_err ? "sync" : "rename", r->part, strerror(e));
-        unlink(r->part);
+        unlinkat(r->dfd, name_in(r, r->part), 0);
         return;
     }
     res->ok = 1;
 }
 
 /* A segment gathered in memory: create its part file and write it (the
- * job's spool directory too, which only big segments' assignments make). */
+ * job's spool directory too, which only big segments' assignments make;
+ * then r->dfd is AT_FDCWD). */
 static void write_mem(commit_req *r) {
     if (!r->mem)
         return;
-    r->fd = open(r->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
+    r->fd = openat(r->dfd, name_in(r, r->part), flags, 0644);
     if (r->fd < 0 && errno == ENOENT && rf_mkdirs(r->dir, 0755) == 0)
-        r->fd = open(r->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        r->fd = openat(r->dfd, name_in(r, r->part), flags, 0644);
     size_t done = 0;
     while (r->fd >= 0 && done < r->len) {
         ssize_t n = write(r->fd, r->mem + done, r->len - done);
@@ -112,6 +130,7 @@ static void fill_req(commit_req *r, const char *job, uint32_t seg, uint32_t atte
     r->seg = seg;
     r->attempt = attempt;
     r->fd = d->fd;
+    r->dfd = AT_FDCWD;
     r->mem = d->mem;
     r->len = d->len;
     snprintf(r->part, sizeof r->part, "%s", part);
@@ -149,6 +168,30 @@ static void commit_singly(void *push, commit_req *g) {
     }
 }
 
+/* Open the directory of each request of g, once per distinct one (a job's
+ * segments share one, so a group holds few), making it when a segment
+ * from memory is its first file: dfds gets the fds, *ndirs their count;
+ * each request's dfd is set (AT_FDCWD where its directory cannot be
+ * opened: then its own file ops fail and say why). */
+static void open_dirs(commit_req *g, int *dfds, size_t *ndirs) {
+    *ndirs = 0;
+    for (commit_req *r = g; r; r = r->next) {
+        r->dfd = AT_FDCWD;
+        for (const commit_req *q = g; q != r; q = q->next)
+            if (q->dfd != AT_FDCWD && strcmp(q->dir, r->dir) == 0) {
+                r->dfd = q->dfd;
+                break;
+            }
+        if (r->dfd != AT_FDCWD)
+            continue;
+        int fd = open(r->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT && r->mem && rf_mkdirs(r->dir, 0755) == 0)
+            fd = open(r->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0)
+            r->dfd = dfds[(*ndirs)++] = fd;
+    }
+}
+
 /* Commit the group `g` (a list taken whole from the queue) and send its
  * outcomes; frees the list. Files are synced together by the crew, then
  * renamed in order; then each directory among them is synced once. */
@@ -158,10 +201,13 @@ static void commit_group(commit_pool *p, void *push, commit_req *g) {
         n++;
     commit_result *res = calloc(n, sizeof *res);
     int *fds = calloc(n, sizeof *fds), *errs = calloc(n, sizeof *errs);
-    if (!res || !fds || !errs) {
+    int *dfds = calloc(n, sizeof *dfds);
+    if (!res || !fds || !errs || !dfds) {
         commit_singly(push, g);
         goto out;
     }
+    size_t ndirs;
+    open_dirs(g, dfds, &ndirs);
     size_t i = 0;
     for (commit_req *r = g; r; r = r->next) {
         write_mem(r);
@@ -171,26 +217,25 @@ static void commit_group(commit_pool *p, void *push, commit_req *g) {
     i = 0;
     for (const commit_req *r = g; r; r = r->next, i++)
         finish_file(r, errs[i], &res[i]);
-    /* The distinct directories of the files that made it (a job's
-     * segments share one, so a group holds few). */
-    size_t ndirs = 0;
-    i = 0;
-    for (const commit_req *r = g; r; r = r->next, i++) {
-        int seen = !res[i].ok;
-        size_t k = 0;
-        for (const commit_req *q = g; q != r && !seen; q = q->next, k++)
-            seen = res[k].ok && strcmp(q->dir, r->dir) == 0;
-        if (!seen && (fds[ndirs] = open(r->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
-            ndirs++;
+    /* Sync the directories that gained a file. */
+    size_t nsync = 0;
+    for (size_t d = 0; d < ndirs; d++) {
+        i = 0;
+        for (const commit_req *r = g; r; r = r->next, i++)
+            if (r->dfd == dfds[d] && res[i].ok) {
+                fds[nsync++] = dfds[d];
+                break;
+            }
     }
-    sync_crew_run(p->crew, fds, errs, ndirs);
-    for (i = 0; i < ndirs; i++)
-        close(fds[i]);
+    sync_crew_run(p->crew, fds, errs, nsync);
+    for (size_t d = 0; d < ndirs; d++)
+        close(dfds[d]);
     zmq_send(push, res, n * sizeof *res, 0);
 out:
     free(res);
     free(fds);
     free(errs);
+    free(dfds);
     free_group(g);
 }
 

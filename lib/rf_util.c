@@ -64,27 +64,41 @@ int rf_mkdirs(const char *path, unsigned mode) {
     return 0;
 }
 
-int rf_rmtree(const char *path) {
-    DIR *d = opendir(path);
-    if (!d)
-        return errno == ENOENT ? 0 : -1;
+/* Remove the entries of the directory open as dfd (closed here), names
+ * relative to it: no path walk per file. */
+static int rmtree_fd(int dfd) {
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        close(dfd);
+        return -1;
+    }
     struct dirent *de;
     int rc = 0;
-    char child[4096];
     while ((de = readdir(d)) != NULL) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
-        if (rf_fmt(child, sizeof child, "%s/%s", path, de->d_name) != 0) {
-            rc = -1;
-            continue;
+        int is_dir = de->d_type == DT_DIR;
+        if (de->d_type == DT_UNKNOWN) {
+            struct stat st;
+            is_dir = fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
         }
-        struct stat st;
-        if (lstat(child, &st) == 0 && S_ISDIR(st.st_mode))
-            rc |= rf_rmtree(child);
-        else if (unlink(child) != 0)
+        if (is_dir) {
+            int sub = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub < 0 || rmtree_fd(sub) != 0 || unlinkat(dfd, de->d_name, AT_REMOVEDIR) != 0)
+                rc = -1;
+        } else if (unlinkat(dfd, de->d_name, 0) != 0) {
             rc = -1;
+        }
     }
     closedir(d);
+    return rc;
+}
+
+int rf_rmtree(const char *path) {
+    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return errno == ENOENT ? 0 : -1;
+    int rc = rmtree_fd(dfd);
     if (rmdir(path) != 0)
         rc = -1;
     return rc;

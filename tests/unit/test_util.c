@@ -1,4 +1,8 @@
-/* Log lines: the documented format (ISO time to the millisecond, level
+/* rf_util. rf_rmtree: removes a directory with files and directories in
+ * it, removes a symbolic link in it but not what the link points to, and
+ * a path that is not there is not an error.
+ *
+ * Log lines: the documented format (ISO time to the millisecond, level
  * padded to five, component, message); with rf_log_buffered, info lines
  * wait in stderr's buffer for rf_log_flush while a warning writes at once
  * (with every line before it, in order); a message too long for a line is
@@ -79,8 +83,49 @@ static void test_buffered_lines(void **state) {
     close(fd);
 }
 
+static void touch(const char *dir, const char *name) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs("x", f);
+    fclose(f);
+}
+
+static void test_rmtree(void **state) {
+    (void)state;
+    char top[] = "/tmp/rfarm-test-rmtree-XXXXXX", keep[] = "/tmp/rfarm-test-keep-XXXXXX";
+    assert_non_null(mkdtemp(top));
+    assert_non_null(mkdtemp(keep));
+    touch(keep, "precious");
+    char tree[600], sub[700], link[600], kept[600];
+    snprintf(tree, sizeof tree, "%s/job-1", top);
+    snprintf(sub, sizeof sub, "%s/deeper", tree);
+    assert_int_equal(mkdir(tree, 0755), 0);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    for (int i = 0; i < 30; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "seg-%06d.yuv", i);
+        touch(tree, name);
+        touch(sub, name);
+    }
+    snprintf(link, sizeof link, "%s/to-keep", tree);
+    assert_int_equal(symlink(keep, link), 0);
+
+    assert_int_equal(rf_rmtree(tree), 0);
+    assert_int_equal(access(tree, F_OK), -1);
+    snprintf(kept, sizeof kept, "%s/precious", keep);
+    assert_int_equal(access(kept, F_OK), 0); /* the link went, not its target */
+    assert_int_equal(rf_rmtree(tree), 0);    /* gone already: fine */
+
+    assert_int_equal(rf_rmtree(keep), 0);
+    assert_int_equal(rf_rmtree(top), 0);
+    assert_int_equal(access(top, F_OK), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rmtree),
         cmocka_unit_test(test_buffered_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
