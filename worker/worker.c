@@ -240,8 +240,10 @@ static int slot_start(slot *s) {
     }
     pthread_mutex_lock(&s->mu);
     s->go = 1;
-    pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
+    /* Signalled after the unlock: a thread woken while the mutex is still
+     * held only blocks on it again, one more switch per segment. */
+    pthread_cond_signal(&s->cv);
     return 0;
 }
 
