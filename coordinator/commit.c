@@ -335,8 +335,10 @@ static void enqueue(commit_pool *p, commit_req *r) {
     else
         p->head = r;
     p->tail = r;
-    pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
+    /* After the unlock: woken under the mutex, the thread would block on it
+     * again at once. */
+    pthread_cond_signal(&p->cv);
 }
 
 int commit_remove_dir(commit_pool *p, const char *dir) {

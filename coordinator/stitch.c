@@ -432,6 +432,7 @@ int stitch_job_new(stitch_pool *pool, const rf_spec *spec, const plan *p, const 
 
 void stitch_job_ready(stitch_job *sj, uint32_t k) {
     stitch_pool *pool = sj->pool;
+    int wake = 0;
     pthread_mutex_lock(&pool->mu);
     if (k < sj->plan->n)
         sj->ready[k] = 1;
@@ -445,9 +446,13 @@ void stitch_job_ready(stitch_job *sj, uint32_t k) {
         else
             pool->q_head = sj;
         pool->q_tail = sj;
-        pthread_cond_signal(&pool->cv);
+        wake = 1;
     }
     pthread_mutex_unlock(&pool->mu);
+    /* After the unlock: a thread woken under the mutex blocks on it again
+     * (the pool outlives its jobs, so the condition variable is there). */
+    if (wake)
+        pthread_cond_signal(&pool->cv);
 }
 
 void stitch_job_free(stitch_job *sj) {
