@@ -2,4 +2,5 @@
 # diffusers on torch); built with the engine, run by hand.
 add_executable(rf-bench-dit ${CMAKE_CURRENT_SOURCE_DIR}/bench/bench_dit.c)
 target_compile_options(rf-bench-dit PRIVATE ${RF_WARN})
-target_link_libraries(rf-bench-dit PRIVATE rfdit)
+# Its sgemm baseline calls OpenBLAS directly.
+target_link_libraries(rf-bench-dit PRIVATE rfdit PkgConfig::OPENBLAS)

@@ -10,9 +10,10 @@
  */
 #include "conv.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
+
+#include "blas.h"
 
 size_t kn_conv_scratch_min(int cin, int kt, int kh, int kw)
 {
@@ -120,8 +121,8 @@ int kn_conv_3d(const float *const *in, int n_in, int cin, int h, int w, const fl
                 bm = scratch;
                 ldb = np;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cout, (int)np, (int)kdim, 1.0f,
-                        weight, (int)kdim, bm, (int)ldb, 1.0f, of + p0, (int)hw);
+            blas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cout, (int)np, (int)kdim, 1.0f,
+                       weight, (int)kdim, bm, (int)ldb, 1.0f, of + p0, (int)hw);
         }
     }
     return 0;
@@ -213,8 +214,8 @@ int kn_conv_attn(const float *q, const float *k, const float *v, int c, int n, f
     for (size_t i0 = 0; i0 < (size_t)n; i0 += blk) {
         int nb = (int)((size_t)n - i0 < blk ? (size_t)n - i0 : blk);
         /* scores[nb, n] = q[:, i0:i0+nb]^T k * scale */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nb, n, c, scale, q + i0, n, k, n, 0.0f,
-                    scratch, n);
+        blas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nb, n, c, scale, q + i0, n, k, n, 0.0f,
+                   scratch, n);
         for (int r = 0; r < nb; r++) {
             float *s = scratch + (size_t)r * (size_t)n;
             float mx = s[0];
@@ -230,8 +231,8 @@ int kn_conv_attn(const float *q, const float *k, const float *v, int c, int n, f
                 s[j] *= inv;
         }
         /* out[:, i0:i0+nb] = v[c, n] * scores^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c, nb, n, 1.0f, v, n, scratch, n, 0.0f,
-                    out + i0, n);
+        blas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c, nb, n, 1.0f, v, n, scratch, n, 0.0f,
+                   out + i0, n);
     }
     return 0;
 }

@@ -11,12 +11,13 @@
  */
 #include "nn.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+
+#include "blas.h"
 
 /* Query rows per attention block: as many as keep the block's scores
  * (rows x keys) within about 1 MiB, so they stay in L2 between the two
@@ -71,8 +72,8 @@ void kn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const 
         }
         return;
     }
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    blas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+               trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* The bias is written first and the product added to it (beta = 1):

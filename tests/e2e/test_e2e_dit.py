@@ -12,6 +12,7 @@ embeddings. On a coordinator and two workers:
   with the model split over two tensor-parallel ranks in each worker, comes
   out as an MP4 of 21 frames at the size asked for; both workers render,
   and a worker that renders a second segment reuses the model it loaded;
+  the workers have OpenBLAS loaded and the coordinator has not;
 - the same job rendered twice (one rank, YUV4MPEG2) gives the same bytes,
   and with two ranks it gives the same frames within a level of rounding;
 - a job whose model directory does not exist fails with the path and the
@@ -115,6 +116,28 @@ def engine_lines(f, name):
     return [ln for ln in f.workers[name].log_text().splitlines() if "engine output" in ln]
 
 
+def mapped_libs(proc):
+    """File names of the shared objects mapped into a running process."""
+    try:
+        with open(f"/proc/{proc.pid}/maps") as m:
+            return {os.path.basename(ln.split()[-1]) for ln in m if "/" in ln}
+    except OSError:
+        return set()
+
+
+def check_blas_loaded_where_needed(f):
+    # OpenBLAS is opened only when the dit engine multiplies (kernels/blas.h):
+    # loaded, it brings libquadmath, whose printf handlers slow every printf.
+    heavy = ("libopenblas", "libgfortran", "libquadmath")
+    coord = sorted(n for n in mapped_libs(f.coordinator) if n.startswith(heavy))
+    suite.check(not coord, "the coordinator has not loaded OpenBLAS, libgfortran or libquadmath",
+                coord)
+    workers = {w: any(n.startswith("libopenblas") for n in mapped_libs(p))
+               for w, p in f.workers.items()}
+    suite.check(all(workers.values()), "workers that ran the dit engine have OpenBLAS loaded",
+                workers)
+
+
 def test_dit_jobs():
     with suite.farm(workers=2, capacity=1, name="dit") as f:
         model, embeds = make_model(f.tmp)
@@ -140,6 +163,7 @@ def test_dit_jobs():
             suite.check(all(by_worker.get(w) for w in f.workers), "both workers rendered segments",
                         by_worker)
             lines = {w: engine_lines(f, w) for w in f.workers}
+            check_blas_loaded_where_needed(f)
             suite.check(all(any("model loaded" in ln and "ranks=2" in ln for ln in ls)
                             for ls in lines.values()),
                         "each worker loaded the model once for two ranks", lines)

@@ -18,7 +18,6 @@
  */
 #include "dit_model.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -27,6 +26,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "blas.h"
 #include "coll.h"
 #include "dit_pipe.h"
 #include "st.h"
@@ -174,6 +174,9 @@ int dit_model_load(const char *dir, int ranks, dit_model **out, char *err, size_
         return -1;
     }
     if (want_dir(dir, "model", err, errlen) != 0)
+        return -1;
+    /* The products need OpenBLAS: say so here rather than mid-render. */
+    if (blas_load(err, errlen) != 0)
         return -1;
     dit_model *m = calloc(1, sizeof *m);
     if (!m || !(m->dir = strdup(dir)) || !(m->tf = calloc((size_t)ranks, sizeof *m->tf))) {
@@ -427,7 +430,7 @@ int dit_model_generate(dit_model *m, const dit_gen_args *a, float *latents, char
      * threaded sgemms wait on each other (2 ranks x 2 threads on 2 cores:
      * 2.4x slower than 2 x 1, bench/README.md). Share the cores out. */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    openblas_set_num_threads(cores > R ? (int)(cores / R) : 1);
+    blas_set_threads(cores > R ? (int)(cores / R) : 1);
     size_t n = (size_t)t->in_channels * (size_t)a->frames * (size_t)a->height * (size_t)a->width;
     rank_run *runs = calloc((size_t)R, sizeof *runs);
     pthread_t *th = calloc((size_t)R, sizeof *th);
