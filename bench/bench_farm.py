@@ -481,8 +481,11 @@ def submit_only(b, nlines):
 
 
 # A null engine's worker can render several segments at once; with one, each
-# worker idles for a round trip to the coordinator after every segment.
-SCHED_CAPACITY = 4
+# worker idles for a round trip to the coordinator after every segment, and
+# with few, every segment costs its own wake-ups in the coordinator and the
+# worker. Measured on 2 cores (bench/README.md): --capacity 4 ~13,500 seg/s,
+# 16 ~18,700-21,300, 32 no better.
+SCHED_CAPACITY = 16
 
 
 def bench_scheduler(b):

@@ -284,6 +284,7 @@ void coord_free(coord *c) {
         rf_map_each(c->workers, free_worker_entry, NULL);
         rf_map_free(c->workers);
     }
+    coord_finals_free(c);
     commit_pool_free(c->commits);
     coord_health_free_all(c);
     coord_batches_free(c);
@@ -371,6 +372,7 @@ int coord_run(coord *c, volatile sig_atomic_t *stop) {
          * cost the workers their leases. */
         int flushed = store_flush(c->st);
         coord_store_warn(c, flushed, "state");
+        coord_finals_settle(c, flushed);
         if (flushed == 0 && store_available(c->st))
             coord_batches_reap(c);
         uint64_t busy = rf_mono_ms() - busy_from;
@@ -390,7 +392,9 @@ int coord_run(coord *c, volatile sig_atomic_t *stop) {
     coord_workers_flush(c);
     coord_batches_flush(c);
     coord_jobs_log_flush(c);
-    coord_store_warn(c, store_flush(c->st), "state");
+    int flushed = store_flush(c->st);
+    coord_store_warn(c, flushed, "state");
+    coord_finals_settle(c, flushed);
     rf_info(LOG, "coordinator stopping jobs_unfinished=%zu stale_frames=%llu stale_results=%llu",
             rf_map_len(c->jobs), (unsigned long long)c->stats.stale_frames,
             (unsigned long long)c->stats.stale_results);

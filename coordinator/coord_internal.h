@@ -172,6 +172,8 @@ struct coord {
     int stats_dirty;
     int workers_dirty, batches_dirty; /* records to write at the end of the turn */
     coord_job *log_jobs; /* jobs with log lines to write at the end of the turn */
+    struct coord_final_q *finals; /* final records of this turn (coord_final.c) */
+    size_t nfinals, capfinals;
     coord_mx mx;
     struct http_server *http; /* NULL unless --http */
 };
@@ -179,6 +181,27 @@ struct coord {
 /* coord.c */
 void coord_store_warn(coord *c, int rc, const char *what);
 int coord_send_to_worker(coord *c, const char *id, const Rfarm__CoordMsg *m);
+
+/* coord_final.c */
+/* A finished job's final record (what coord_job_finish has queued). */
+typedef struct coord_final {
+    const char *job, *state, *error, *output;
+    const char *spool; /* the job's spool directory, removed once settled */
+    uint64_t output_bytes;
+    uint32_t segments_done, frames_stitched;
+} coord_final;
+/* <spool>/.final/<job>: where a record Redis did not take is kept. */
+void coord_final_path(const coord *c, const char *job, char *buf, size_t len);
+/* f's writes were queued (queued 1) or could not be (0): it is settled by
+ * coord_finals_settle after the turn's flush, or now. Copies f. */
+void coord_finals_add(coord *c, const coord_final *f, int queued);
+/* After the turn's store_flush (its result `flushed`): keep the records
+ * that may not have been written, remove the jobs' spool directories. */
+void coord_finals_settle(coord *c, int flushed);
+void coord_finals_free(coord *c);
+/* Write the final records of jobs that ended while Redis was away (kept in
+ * the spool as .final/<id> files, so a restart does not lose them either). */
+void coord_finals_write_kept(coord *c);
 
 /* coord_jobs.c */
 /* Create a job from a validated spec; takes ownership of spec. batch may
@@ -205,9 +228,6 @@ int coord_jobs_recover(coord *c, char *err, size_t errlen);
  * Frees j. */
 void coord_job_finish(coord *c, coord_job *j, const char *state, const char *error,
                       uint64_t output_bytes);
-/* Write the final records of jobs that ended while Redis was away (kept in
- * the spool as .final/<id> files, so a restart does not lose them either). */
-void coord_jobs_write_finals(coord *c);
 /* A segment attempt failed (worker's report, or a broken delivery). */
 void coord_job_fail_segment(coord *c, coord_job *j, uint32_t k, const char *worker,
                             const char *error);

@@ -21,7 +21,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,90 +144,6 @@ static void stop_running(coord *c, coord_job *j, uint32_t k) {
     coord_cancel_attempt(c, w, j, k);
 }
 
-/* ---- final records that Redis could not take ---- */
-
-/* <spool>/.final/<id>: job ids never start with '.', so this directory
- * cannot be a job's spool directory. */
-#define FINALS_DIR ".final"
-
-static void final_path(const coord *c, const char *job, char *buf, size_t len) {
-    rf_fmt(buf, len, "%s/" FINALS_DIR "/%s", c->spool, job);
-}
-
-/* The job's final record as a small JSON file in the spool: it outlives the
- * process, so neither a Redis outage nor a crash during one turns an ended
- * job back into a running one. */
-static void keep_final(coord *c, const coord_job *j, const char *state, const char *error,
-                       uint64_t bytes) {
-    char path[RF_PATH_MAX + 96], tmp[RF_PATH_MAX + 128];
-    final_path(c, j->spec->id, path, sizeof path);
-    char dir[RF_PATH_MAX + 16];
-    snprintf(dir, sizeof dir, "%s/" FINALS_DIR, c->spool);
-    /* A leading '.' is never an id: a temporary left by a crash is skipped. */
-    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, j->spec->id);
-    rf_mkdirs(dir, 0755);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "state", state, "error",
-                          error ? error : "", "output", j->spec->output_path, "output_bytes",
-                          (json_int_t)bytes, "segments_done", (json_int_t)j->segments_done,
-                          "frames_stitched", (json_int_t)j->frames_stitched);
-    if (!o || json_dump_file(o, tmp, JSON_COMPACT) != 0 || rename(tmp, path) != 0) {
-        rf_error(LOG, "cannot keep the final state for Redis job=%s state=%s path=%s", j->spec->id,
-                 state, path);
-        unlink(tmp);
-    } else {
-        rf_warn(LOG, "final state kept until Redis is back job=%s state=%s", j->spec->id, state);
-    }
-    json_decref(o);
-}
-
-/* Write one kept final record to Redis; 0 when written (the file is gone). */
-static int write_final(coord *c, const char *job, const char *path) {
-    json_error_t jerr;
-    json_t *o = json_load_file(path, 0, &jerr);
-    const char *state = json_string_value(json_object_get(o, "state"));
-    if (!o || !state) {
-        rf_error(LOG, "unreadable final state file path=%s error=\"%s\"", path, jerr.text);
-        json_decref(o);
-        return -1;
-    }
-    const char *error = json_string_value(json_object_get(o, "error"));
-    const char *output = json_string_value(json_object_get(o, "output"));
-    uint64_t bytes = (uint64_t)json_integer_value(json_object_get(o, "output_bytes"));
-    uint32_t segs = (uint32_t)json_integer_value(json_object_get(o, "segments_done"));
-    uint32_t frames = (uint32_t)json_integer_value(json_object_get(o, "frames_stitched"));
-    int rc = store_job_progress(c->st, job, segs, frames);
-    if (rc == 0 && bytes)
-        rc = store_job_output(c->st, job, output ? output : "", bytes);
-    if (rc == 0)
-        rc = store_job_state(c->st, job, state, error && error[0] ? error : NULL);
-    if (rc == 0)
-        rc = store_flush(c->st);
-    if (rc == 0) {
-        rf_info(LOG, "final state written job=%s state=%s", job, state);
-        unlink(path);
-    }
-    json_decref(o);
-    return rc;
-}
-
-void coord_jobs_write_finals(coord *c) {
-    char dir[RF_PATH_MAX + 16];
-    snprintf(dir, sizeof dir, "%s/" FINALS_DIR, c->spool);
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!rf_id_valid(e->d_name))
-            continue; /* ".", "..", and ".<id>.tmp" temporaries */
-        char path[RF_PATH_MAX + 300];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (write_final(c, e->d_name, path) != 0 && !store_available(c->st))
-            break;
-    }
-    closedir(d);
-}
-
 /* What a finished job's record adds for people and scripts: who rendered
  * which segment ("k:worker,..."), and the video's duration. */
 static int write_results(coord *c, const coord_job *j) {
@@ -262,11 +177,18 @@ void coord_job_finish(coord *c, coord_job *j, const char *state, const char *err
         rc = write_results(c, j);
     if (rc == 0)
         rc = store_job_state(c->st, j->spec->id, state, error);
-    if (rc == 0)
-        rc = store_flush(c->st); /* the final record must be known to be written */
     coord_store_warn(c, rc, "job state");
-    if (rc != 0)
-        keep_final(c, j, state, error, output_bytes);
+    /* Its spool directory goes once the record is known written (or kept
+     * in the spool): at the end of this turn, after the loop's flush. */
+    coord_final f = {.job = j->spec->id,
+                     .state = state,
+                     .error = error,
+                     .output = j->spec->output_path,
+                     .output_bytes = output_bytes,
+                     .segments_done = j->segments_done,
+                     .frames_stitched = j->frames_stitched,
+                     .spool = j->spool};
+    coord_finals_add(c, &f, rc == 0);
     coord_store_warn(c, store_event(c->st, state, j->spec->id, -1, NULL, error), "event");
     coord_job_log(c, j, "job %s%s%s", state, error ? ": " : "", error ? error : "");
     coord_batch_job_ended(c, j, state);
@@ -281,10 +203,6 @@ void coord_job_finish(coord *c, coord_job *j, const char *state, const char *err
     rf_map_del(c->jobs, j->spec->id);
     for (size_t k = 0; k < j->plan->n; k++)
         stop_running(c, j, (uint32_t)k);
-    /* The commit thread removes the files, after any commit of this job
-     * still queued there. */
-    if (!c->commits || commit_remove_dir(c->commits, j->spool) != 0)
-        rf_rmtree(j->spool);
     job_log_flush(c, j);
     coord_job_free(j);
 }
@@ -534,7 +452,7 @@ static int resync_job(void *ctx, const char *key, void *value) {
 
 void coord_jobs_resync(coord *c) {
     rf_map_each(c->jobs, resync_job, c);
-    coord_jobs_write_finals(c);
+    coord_finals_write_kept(c);
 }
 
 /* ---- recovery after a restart ---- */
@@ -712,7 +630,7 @@ int coord_jobs_recover(coord *c, char *err, size_t errlen) {
         for (size_t i = 0; rc == 0 && i < l.n; i++) {
             rec_job *r = &l.v[i];
             char why[2048], fin[RF_PATH_MAX + 96];
-            final_path(c, r->id, fin, sizeof fin);
+            coord_final_path(c, r->id, fin, sizeof fin);
             if (access(fin, F_OK) == 0)
                 continue; /* it ended during an outage: its record is written below */
             if (is_terminal(r->state)) {
@@ -730,7 +648,7 @@ int coord_jobs_recover(coord *c, char *err, size_t errlen) {
             }
         }
         if (rc == 0)
-            coord_jobs_write_finals(c);
+            coord_finals_write_kept(c);
     }
     for (size_t i = 0; i < l.n; i++)
         free(l.v[i].spec_json);

@@ -58,6 +58,7 @@ static int connect_redis(store *s) {
  * outage costs the coordinator's loop one failed try per period, not one
  * per write. With drop, the connection itself is gone. */
 static void note_failure(store *s, int drop) {
+    s->failures++;
     if (drop && s->rc) {
         redisFree(s->rc);
         s->rc = NULL;
@@ -106,6 +107,8 @@ int store_poll(store *s) {
 }
 
 int store_available(const store *s) { return s->rc != NULL && !s->outage; }
+
+uint64_t store_failures(const store *s) { return s->failures; }
 
 int store_new(const store_opts *opts, store **out, char *err, size_t errlen) {
     *out = NULL;
@@ -306,6 +309,7 @@ int store_flush(store *s) {
     }
     if (s->pending) { /* the connection went away with them */
         s->pending = 0;
+        s->failures++;
         rc = -1;
     }
     return rc;

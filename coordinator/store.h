@@ -66,6 +66,10 @@ void store_free(store *s);
 int store_poll(store *s);
 /* Whether Redis is reachable as far as the last command knows. */
 int store_available(const store *s);
+/* How many commands have failed or been lost so far: a write queued while
+ * this count was n is known written once store_flush succeeds with the
+ * count still n (a flush in between may have read its reply). */
+uint64_t store_failures(const store *s);
 
 /* Deferred writes: with `on`, writes are queued and sent together by
  * store_flush, one round trip for all the writes of a turn of the

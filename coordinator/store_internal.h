@@ -21,6 +21,7 @@ struct store {
     uint64_t retry_at_ms; /* no reconnect attempt before this (monotonic) */
     int deferred;         /* writes are queued and sent by store_flush */
     unsigned pending;     /* queued writes whose replies are not read yet */
+    uint64_t failures;    /* commands that failed or were lost, ever */
 };
 
 /* A command as argv: each argument one string, so values with spaces need
