@@ -268,33 +268,25 @@ static void *commit_thread(void *arg) {
         commit_req *g = p->head;
         if (!g)
             break; /* stopping, and nothing left to commit */
-        if (g->remove) {
-            /* Removals run in queue order: a job's commits queued before its
-             * removal are done (and fail harmlessly) before its directory
-             * goes, so none recreates it. */
-            commit_req *last = g;
-            while (last->next && last->next->remove)
-                last = last->next;
-            p->head = last->next;
-            if (!p->head)
-                p->tail = NULL;
-            last->next = NULL;
-            pthread_mutex_unlock(&p->mu);
-            remove_dirs(g);
-            pthread_mutex_lock(&p->mu);
-            continue;
-        }
-        /* A group holds a file open per request: at most COMMIT_GROUP_MAX,
-         * however far behind the disk is; it ends before a removal. */
+        /* The run of requests of g's kind at the head of the queue: a
+         * group holds a file open per commit, so at most COMMIT_GROUP_MAX
+         * of them, however far behind the disk is. Removals run in queue
+         * order: a job's commits queued before its removal are done (and
+         * fail harmlessly) before its directory goes, so none recreates it. */
         commit_req *last = g;
-        for (unsigned n = 1; n < COMMIT_GROUP_MAX && last->next && !last->next->remove; n++)
+        for (unsigned n = 1; last->next && last->next->remove == g->remove &&
+                             (g->remove || n < COMMIT_GROUP_MAX);
+             n++)
             last = last->next;
         p->head = last->next;
         if (!p->head)
             p->tail = NULL;
         last->next = NULL;
         pthread_mutex_unlock(&p->mu);
-        commit_group(p, push, g);
+        if (g->remove)
+            remove_dirs(g);
+        else
+            commit_group(p, push, g);
         pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
