@@ -69,6 +69,7 @@ void blas_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRAN
     char err[512];
     if (blas_load(err, sizeof err) != 0) {
         fprintf(stderr, "rfarm: %s\n", err);
+        fflush(stderr); /* abort does not, and stderr may be buffered */
         abort();
     }
     lib.sgemm(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

@@ -52,8 +52,10 @@ void rf_log(const char *level, const char *component, const char *fmt, ...)
 /* For a program whose event loop logs several lines per unit of work:
  * info lines are kept in stderr's buffer until rf_log_flush (which the
  * loop calls before it waits) instead of one write each; warnings and
- * errors are still written at once. Call at the start of main, before
- * anything is written to stderr. */
+ * errors are still written at once. A crash loses the info lines of the
+ * turn it happens in (what a sanitizer or the kernel says is written
+ * straight to the descriptor, and is kept). Call at the start of main,
+ * before anything is written to stderr. */
 void rf_log_buffered(void);
 void rf_log_flush(void);
 void rf_debug(const char *component, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
