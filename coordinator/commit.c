@@ -32,6 +32,8 @@ typedef struct commit_req {
     int write_err; /* errno of creating or writing part from mem */
     int remove;    /* not a commit: remove the directory `dir` and its files */
     int dfd;       /* dir's fd while its group is committed, else AT_FDCWD */
+    int packed;    /* mem goes into final (a pack file) at pack_off */
+    int64_t pack_off;
     char part[RF_PATH_MAX + 64], final[RF_PATH_MAX + 64], dir[RF_PATH_MAX];
 } commit_req;
 
@@ -71,30 +73,35 @@ static void finish_file(const commit_req *r, int sync_err, commit_result *res) {
     if (r->fd >= 0)
         close(r->fd);
     int e = r->write_err ? r->write_err : sync_err;
-    if (e == 0 && renameat(r->dfd, name_in(r, r->part), r->dfd, name_in(r, r->final)) != 0)
+    if (e == 0 && !r->packed &&
+        renameat(r->dfd, name_in(r, r->part), r->dfd, name_in(r, r->final)) != 0)
         e = errno;
     if (e) {
         snprintf(res->msg, sizeof res->msg, "spool: cannot %s %s: %s",
-                 r->write_err ? "write" : sync_err ? "sync" : "rename", r->part, strerror(e));
-        unlinkat(r->dfd, name_in(r, r->part), 0);
+                 r->write_err ? "write" : sync_err ? "sync" : "rename",
+                 r->packed ? r->final : r->part, strerror(e));
+        if (!r->packed) /* a pack holds other segments */
+            unlinkat(r->dfd, name_in(r, r->part), 0);
         return;
     }
     res->ok = 1;
 }
 
-/* A segment gathered in memory: create its part file and write it (the
- * job's spool directory too, which only big segments' assignments make;
- * then r->dfd is AT_FDCWD). */
+/* A segment gathered in memory: create its part file, or open the job's
+ * pack, and write it there (the job's spool directory too, which only big
+ * segments' assignments make; then r->dfd is AT_FDCWD). */
 static void write_mem(commit_req *r) {
     if (!r->mem)
         return;
-    const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
-    r->fd = openat(r->dfd, name_in(r, r->part), flags, 0644);
+    const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (r->packed ? 0 : O_TRUNC);
+    const char *path = name_in(r, r->packed ? r->final : r->part);
+    r->fd = openat(r->dfd, path, flags, 0644);
     if (r->fd < 0 && errno == ENOENT && rf_mkdirs(r->dir, 0755) == 0)
-        r->fd = openat(r->dfd, name_in(r, r->part), flags, 0644);
+        r->fd = openat(r->dfd, path, flags, 0644);
+    off_t at = r->packed ? (off_t)r->pack_off : 0;
     size_t done = 0;
     while (r->fd >= 0 && done < r->len) {
-        ssize_t n = write(r->fd, r->mem + done, r->len - done);
+        ssize_t n = pwrite(r->fd, r->mem + done, r->len - done, at + (off_t)done);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
@@ -132,6 +139,8 @@ static void fill_req(commit_req *r, const char *job, uint32_t seg, uint32_t atte
     r->fd = d->fd;
     r->dfd = AT_FDCWD;
     r->mem = d->mem;
+    r->packed = d->packed && d->mem;
+    r->pack_off = d->pack_off;
     r->len = d->len;
     snprintf(r->part, sizeof r->part, "%s", part);
     snprintf(r->final, sizeof r->final, "%s", final);

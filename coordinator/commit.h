@@ -46,11 +46,16 @@ int commit_pool_new(void *zctx, const char *endpoint, commit_pool **out, char *e
 /* What a commit makes durable: the segment's part file, open (fd >= 0),
  * or its bytes in memory (mem, len), which the pool first writes to the
  * part file, creating it (and `dir` if need be). Either is taken by the
- * pool: fd closed, mem freed. */
+ * pool: fd closed, mem freed. With `packed`, mem goes at pack_off into
+ * `final` (the job's pack file, stitch_spool_place), which is created if
+ * need be but never truncated, renamed or removed: it holds other
+ * segments too. */
 typedef struct commit_data {
     int fd;
     uint8_t *mem;
     size_t len;
+    int packed;
+    int64_t pack_off;
 } commit_data;
 
 /* Commit d from `part` to `final` in `dir`. Returns 0, or -1 when out of

@@ -45,12 +45,13 @@ typedef struct coord_seg {
 } coord_seg;
 
 /* A segment of at most this many bytes is gathered in memory and written
- * to the spool by the commit thread when it is done, instead of into a
- * part file the loop creates when assigning it: creating a file per tiny
+ * by the commit thread into the job's pack file when it is done (the
+ * segments stitch_spool_place puts in the pack), instead of into a part
+ * file the loop creates when assigning it: creating a file per tiny
  * segment was most of the loop's time on ext4 (bench/README.md). The
  * bound keeps what in-flight segments hold small (64 slots x 1,000
  * workers x 64 KiB = 4 GiB at the very worst; 16x16 frames are 384 B). */
-#define COORD_MEM_SEGMENT_MAX (64u * 1024u)
+#define COORD_MEM_SEGMENT_MAX STITCH_PACK_SEGMENT_MAX
 
 typedef struct coord_job {
     rf_spec *spec;

@@ -579,17 +579,23 @@ static int recover_job(coord *c, const rec_job *r, char *err, size_t errlen) {
         s->failures = rs.failures;
         snprintf(s->tried, sizeof s->tried, "%s", rs.tried);
         char path[RF_PATH_MAX + 32];
-        stitch_spool_path(j->spool, (uint32_t)k, path, sizeof path);
+        uint64_t len = (uint64_t)j->plan->seg[k].frames * j->frame_bytes;
+        int64_t base;
+        int packed = stitch_spool_place(j->spool, (uint32_t)k, (size_t)len, path, sizeof path,
+                                        &base) == 1;
         struct stat st;
-        int whole = stat(path, &st) == 0 &&
-                    (uint64_t)st.st_size == (uint64_t)j->plan->seg[k].frames * j->frame_bytes;
+        /* A pack holds others after it: it is whole up to this one's end.
+         * (Redis calls a segment done only after its bytes were synced.) */
+        int whole = stat(path, &st) == 0 && (packed ? (uint64_t)st.st_size >= (uint64_t)base + len
+                                                    : (uint64_t)st.st_size == len);
         if (strcmp(rs.state, "done") == 0 && whole) {
             s->state = SEG_DONE;
             j->segments_done++;
             j->frames_rendered += j->plan->seg[k].frames;
             continue;
         }
-        unlink(path); /* a file Redis never called done is not trusted */
+        if (!packed) /* a file Redis never called done is not trusted; a pack's */
+            unlink(path); /* region of it is simply written again */
         s->state = SEG_QUEUED;
         sched_push(c->sched, j, (uint32_t)k, j->plan->seg[k].frames, 0);
         requeued++;

@@ -267,18 +267,22 @@ static void assign(coord *c, coord_worker *w, coord_job *j, uint32_t k) {
     char path[RF_PATH_MAX + 64];
     coord_seg_part_path(j, k, s->attempt, path, sizeof path);
     size_t bytes = (size_t)ps->frames * j->frame_bytes;
-    if (bytes <= COORD_MEM_SEGMENT_MAX && (s->mem = malloc(bytes ? bytes : 1))) {
-        s->fd = -1; /* the commit thread writes the file */
+    if (bytes <= COORD_MEM_SEGMENT_MAX) {
+        s->fd = -1; /* the commit thread writes it into the job's pack */
+        if (!(s->mem = malloc(bytes ? bytes : 1))) {
+            coord_job_finish(c, j, "failed", "coordinator: out of memory for a segment", 0);
+            return;
+        }
     } else {
         s->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (s->fd < 0 && errno == ENOENT && rf_mkdirs(j->spool, 0755) == 0)
             s->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    }
-    if (s->fd < 0 && !s->mem) {
-        char err[RF_PATH_MAX + 128];
-        snprintf(err, sizeof err, "spool: cannot create %s: %s", path, strerror(errno));
-        coord_job_finish(c, j, "failed", err, 0);
-        return;
+        if (s->fd < 0) {
+            char err[RF_PATH_MAX + 128];
+            snprintf(err, sizeof err, "spool: cannot create %s: %s", path, strerror(errno));
+            coord_job_finish(c, j, "failed", err, 0);
+            return;
+        }
     }
     s->state = SEG_RUNNING;
     s->frames_recv = 0;
@@ -618,14 +622,19 @@ static void on_done(coord *c, coord_worker *w, const Rfarm__SegmentDone *d) {
     }
     char part[RF_PATH_MAX + 64], final[RF_PATH_MAX + 64];
     coord_seg_part_path(j, k, s->attempt, part, sizeof part);
-    stitch_spool_path(j->spool, k, final, sizeof final);
+    int64_t base;
+    int packed = stitch_spool_place(j->spool, k, (size_t)j->plan->seg[k].frames * j->frame_bytes,
+                                    final, sizeof final, &base) == 1;
     /* On disk before Redis says done (commit.h), without the loop waiting
      * for the disk; it no longer counts against the job's cap. */
     s->state = SEG_COMMITTING;
     s->render_ms = d->render_ms;
     sched_stopped(c->sched, j);
-    commit_data data = {.fd = s->fd, .mem = s->mem,
-                        .len = (size_t)s->frames_recv * j->frame_bytes};
+    commit_data data = {.fd = s->fd,
+                        .mem = s->mem,
+                        .len = (size_t)s->frames_recv * j->frame_bytes,
+                        .packed = packed && s->mem,
+                        .pack_off = base};
     s->fd = -1;
     s->mem = NULL;
     if (commit_submit(c->commits, j->spec->id, k, s->attempt, &data, part, final, j->spool) != 0) {
@@ -646,6 +655,8 @@ void coord_on_commit(coord *c, const commit_result *res) {
             snprintf(dir, sizeof dir, "%s/%s", c->spool, res->job);
             stitch_spool_path(dir, res->seg, final, sizeof final);
             unlink(final);
+            snprintf(final, sizeof final, "%s/pack", dir);
+            unlink(final); /* the job is over: nothing in its pack is wanted */
             rmdir(dir);
         }
         return;

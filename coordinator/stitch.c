@@ -64,6 +64,19 @@ int stitch_spool_path(const char *spool_dir, uint32_t k, char *buf, size_t len) 
     return rf_fmt(buf, len, "%s/seg-%06u.yuv", spool_dir, k);
 }
 
+/* Where segment k's bytes start in its file (stitch_spool_place). */
+static int64_t place_base(uint32_t k, size_t seg_bytes) {
+    return seg_bytes > STITCH_PACK_SEGMENT_MAX ? 0 : (int64_t)k * STITCH_PACK_SEGMENT_MAX;
+}
+
+int stitch_spool_place(const char *spool_dir, uint32_t k, size_t seg_bytes, char *buf,
+                       size_t len, int64_t *base) {
+    *base = place_base(k, seg_bytes);
+    if (seg_bytes > STITCH_PACK_SEGMENT_MAX)
+        return stitch_spool_path(spool_dir, k, buf, len) == 0 ? 0 : -1;
+    return rf_fmt(buf, len, "%s/pack", spool_dir) == 0 ? 1 : -1;
+}
+
 static void send_event(void *push, const stitch_job *sj, stitch_kind kind, uint64_t bytes,
                        const char *msg) {
     stitch_event ev;
@@ -124,9 +137,11 @@ oom:
 }
 
 static int read_frame(stitch_job *sj, size_t k, uint32_t f, uint8_t *buf, char *err, size_t errlen) {
+    size_t seg_bytes = (size_t)sj->plan->seg[k].frames * sj->frame_bytes;
+    char path[RF_PATH_MAX + 32];
+    int64_t base = place_base((uint32_t)k, seg_bytes);
     if (sj->fds[k] < 0) {
-        char path[RF_PATH_MAX + 32];
-        stitch_spool_path(sj->spool_dir, (uint32_t)k, path, sizeof path);
+        stitch_spool_place(sj->spool_dir, (uint32_t)k, seg_bytes, path, sizeof path, &base);
         sj->fds[k] = open(path, O_RDONLY | O_CLOEXEC);
         if (sj->fds[k] < 0) {
             snprintf(err, errlen, "stitch: cannot open segment %zu spool file %s: %s", k, path,
@@ -134,15 +149,16 @@ static int read_frame(stitch_job *sj, size_t k, uint32_t f, uint8_t *buf, char *
             return -1;
         }
     }
-    off_t off = (off_t)(f - sj->plan->seg[k].first) * (off_t)sj->frame_bytes;
+    off_t off = (off_t)base + (off_t)(f - sj->plan->seg[k].first) * (off_t)sj->frame_bytes;
     size_t got = 0;
     while (got < sj->frame_bytes) {
         ssize_t r = pread(sj->fds[k], buf + got, sj->frame_bytes - got, off + (off_t)got);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
-            snprintf(err, errlen, "stitch: segment %zu spool file is short at frame %u (%s)", k, f,
-                     r < 0 ? strerror(errno) : "end of file");
+            stitch_spool_place(sj->spool_dir, (uint32_t)k, seg_bytes, path, sizeof path, &base);
+            snprintf(err, errlen, "stitch: segment %zu spool file %s is short at frame %u (%s)", k,
+                     path, f, r < 0 ? strerror(errno) : "end of file");
             return -1;
         }
         got += (size_t)r;

@@ -3,7 +3,9 @@
  * results (a group per message); a commit that cannot be made says why and
  * leaves no part file, without failing the rest of its group; freeing the
  * pool finishes what was queued; a job's directory removal runs after its
- * commits queued before it, so none of them brings the directory back. */
+ * commits queued before it, so none of them brings the directory back;
+ * packed segments land in the job's pack file at their offsets, written
+ * again in place, and leave no part file. */
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -212,6 +214,50 @@ static void test_from_memory(void **state) {
     assert_int_equal(access(badjob, F_OK), -1);
 }
 
+static void submit_packed(commit_pool *p, const char *dir, const char *pack, uint32_t seg,
+                          uint32_t attempt, int fill, int64_t off) {
+    char part[400];
+    snprintf(part, sizeof part, "%s/seg-%06u.a%u.part", dir, seg, attempt);
+    commit_data d = {.fd = -1, .mem = malloc(300), .len = 300, .packed = 1, .pack_off = off};
+    assert_non_null(d.mem);
+    memset(d.mem, fill, 300);
+    assert_int_equal(commit_submit(p, "job-p", seg, attempt, &d, part, pack, dir), 0);
+}
+
+static void test_packed(void **state) {
+    fixture *fx = *state;
+    char dir[300], pack[400];
+    snprintf(dir, sizeof dir, "%s/job-p", fx->dir);
+    snprintf(pack, sizeof pack, "%s/pack", dir);
+    for (uint32_t k = 0; k < 3; k++)
+        submit_packed(fx->pool, dir, pack, k, 1, 'a' + (int)k, (int64_t)k * 65536);
+    submit_packed(fx->pool, dir, pack, 1, 2, 'z', 65536); /* segment 1 again */
+    commit_result all[4];
+    recv_results(fx->pull, all, 4);
+    for (int i = 0; i < 4; i++)
+        assert_true(all[i].ok);
+    int fd = open(pack, O_RDONLY);
+    assert_true(fd >= 0);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_int_equal(st.st_size, 2 * 65536 + 300);
+    const char want[3] = {'a', 'z', 'c'};
+    for (int k = 0; k < 3; k++) {
+        uint8_t buf[302];
+        assert_int_equal(pread(fd, buf, sizeof buf, (off_t)k * 65536 - (k ? 1 : 0)),
+                         k == 2 ? 301 : (ssize_t)sizeof buf);
+        const uint8_t *seg = buf + (k ? 1 : 0);
+        assert_int_equal(seg[0], want[k]);
+        assert_int_equal(seg[299], want[k]);
+        if (k) /* the byte before it is a hole (or another segment's) */
+            assert_int_equal(buf[0], 0);
+    }
+    close(fd);
+    char part[400];
+    snprintf(part, sizeof part, "%s/seg-000001.a2.part", dir);
+    assert_int_equal(access(part, F_OK), -1);
+}
+
 /* Segments of a job gathered in memory, then the job's removal, then a
  * second job's segments, all queued at once: the removal waits for the
  * first job's commits (which would otherwise create its directory again
@@ -298,6 +344,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_from_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_backlog_few_fds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_after_commits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_packed, setup, teardown),
         cmocka_unit_test(test_failure_says_why),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

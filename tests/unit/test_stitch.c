@@ -1,7 +1,10 @@
 /* Stitcher: frames come out once each, in order, blended with the
- * planner's weights, whatever order segments become ready in; spool files
- * are left for the coordinator; failures and cancellations leave no output
- * behind. */
+ * planner's weights, whatever order segments become ready in (small
+ * segments read from the job's pack file); spool files are left for the
+ * coordinator; failures and cancellations leave no output behind. Where a
+ * segment lives: small ones in the pack at a fixed stride, bigger ones in
+ * a file of their own. */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -80,16 +83,17 @@ static uint8_t value(uint32_t k, uint32_t f) { return (uint8_t)((f * 2 + k * 37)
 
 static void write_segment(const char *spool, const plan *p, uint32_t k, size_t fb) {
     char path[256];
-    stitch_spool_path(spool, k, path, sizeof path);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
+    int64_t base;
+    assert_true(stitch_spool_place(spool, k, p->seg[k].frames * fb, path, sizeof path, &base) >= 0);
+    int fd = open(path, O_WRONLY | O_CREAT, 0644);
+    assert_true(fd >= 0);
     uint8_t *buf = malloc(fb);
     for (uint32_t i = 0; i < p->seg[k].frames; i++) {
         memset(buf, value(k, p->seg[k].first + i), fb);
-        assert_int_equal(fwrite(buf, 1, fb, f), fb);
+        assert_int_equal(pwrite(fd, buf, fb, (off_t)base + (off_t)(i * fb)), (ssize_t)fb);
     }
     free(buf);
-    fclose(f);
+    close(fd);
 }
 
 static stitch_event wait_final(fixture *fx, const char *job, int timeout_ms) {
@@ -168,7 +172,8 @@ static void test_blends_in_order_whatever_the_ready_order(void **state) {
      * them with the job), and no partial output remains. */
     for (uint32_t k = 0; k < p->n; k++) {
         char path[256];
-        stitch_spool_path(fx->spool, k, path, sizeof path);
+        int64_t base;
+        stitch_spool_place(fx->spool, k, p->seg[k].frames * fb, path, sizeof path, &base);
         assert_int_equal(access(path, F_OK), 0);
     }
     char partial[600];
@@ -295,6 +300,24 @@ static void test_finished_job_queued_again_ends_once(void **state) {
     big_job_free(&b);
 }
 
+static void test_spool_place(void **state) {
+    (void)state;
+    char path[256], own[256];
+    int64_t base = -1;
+    assert_int_equal(stitch_spool_place("/s/j", 3, 384, path, sizeof path, &base), 1);
+    assert_string_equal(path, "/s/j/pack");
+    assert_int_equal(base, 3 * (int64_t)STITCH_PACK_SEGMENT_MAX);
+    assert_int_equal(stitch_spool_place("/s/j", 7, STITCH_PACK_SEGMENT_MAX, path, sizeof path,
+                                        &base), 1);
+    assert_int_equal(base, 7 * (int64_t)STITCH_PACK_SEGMENT_MAX);
+    assert_int_equal(stitch_spool_place("/s/j", 7, STITCH_PACK_SEGMENT_MAX + 1, path, sizeof path,
+                                        &base), 0);
+    stitch_spool_path("/s/j", 7, own, sizeof own);
+    assert_string_equal(path, own);
+    assert_int_equal(base, 0);
+    assert_int_equal(stitch_spool_place("/s/j", 0, 10, path, 5, &base), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_blends_in_order_whatever_the_ready_order, setup,
@@ -304,6 +327,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_one_thread_per_job_when_ready_during_a_pass, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_finished_job_queued_again_ends_once, setup, teardown),
+        cmocka_unit_test(test_spool_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
