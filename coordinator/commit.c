@@ -17,9 +17,9 @@
  * and the fsync time below which the commit thread does them alone. */
 #define COMMIT_SYNC_THREADS 16
 #define COMMIT_CHEAP_SYNC_US 50
-/* Requests committed together at most: each holds an open file meanwhile
- * (and its directory one, unless it shares it with another: a job's
- * segments do), and a process may have only so many (1,024 by default). */
+/* Descriptors a group holds at most: a file per request and its
+ * directories (a job's segments share one), and a process may have only
+ * so many (1,024 by default). */
 #define COMMIT_GROUP_MAX 128
 
 typedef struct commit_req {
@@ -226,7 +226,12 @@ static void commit_group(commit_pool *p, void *push, commit_req *g) {
     i = 0;
     for (const commit_req *r = g; r; r = r->next, i++)
         finish_file(r, errs[i], &res[i]);
-    /* Sync the directories that gained a file. */
+    /* Sync the directories that gained a file; one that could not be held
+     * open (no descriptor to spare then) is opened again for it. */
+    i = 0;
+    for (const commit_req *r = g; r; r = r->next, i++)
+        if (r->dfd == AT_FDCWD && res[i].ok)
+            sync_dir(r->dir);
     size_t nsync = 0;
     for (size_t d = 0; d < ndirs; d++) {
         i = 0;
@@ -278,15 +283,21 @@ static void *commit_thread(void *arg) {
         if (!g)
             break; /* stopping, and nothing left to commit */
         /* The run of requests of g's kind at the head of the queue: a
-         * group holds a file open per commit, so at most COMMIT_GROUP_MAX
-         * of them, however far behind the disk is. Removals run in queue
+         * group holds a file open per commit and its directories, at most
+         * COMMIT_GROUP_MAX descriptors, however far behind the disk is. Removals run in queue
          * order: a job's commits queued before its removal are done (and
          * fail harmlessly) before its directory goes, so none recreates it. */
         commit_req *last = g;
-        for (unsigned n = 1; last->next && last->next->remove == g->remove &&
-                             (g->remove || n < COMMIT_GROUP_MAX);
-             n++)
+        unsigned fds = 2; /* g's file and directory */
+        while (last->next && last->next->remove == g->remove) {
+            /* A directory other than the last one's may be a new one to
+             * hold open (counting it again when it is not errs safe). */
+            unsigned more = 1 + (strcmp(last->next->dir, last->dir) != 0);
+            if (!g->remove && fds + more > COMMIT_GROUP_MAX)
+                break;
+            fds += more;
             last = last->next;
+        }
         p->head = last->next;
         if (!p->head)
             p->tail = NULL;

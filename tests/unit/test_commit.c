@@ -289,8 +289,8 @@ static void test_remove_after_commits(void **state) {
 }
 
 /* Thousands of small segments queued at once (a disk far behind) with few
- * file descriptors to spare: a group opens at most so many files, so
- * every commit still lands. */
+ * file descriptors to spare: a group opens at most so many files and
+ * directories, so every commit still lands. */
 static void test_big_backlog_few_fds(void **state) {
     struct rlimit old, low;
     assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
@@ -302,13 +302,19 @@ static void test_big_backlog_few_fds(void **state) {
     void *pull = fx->pull;
     commit_pool *p = fx->pool;
     enum { N = 2000 };
-    char part[300], final[300];
+    char part[400], final[400], sub[300];
     for (unsigned k = 0; k < N; k++) {
-        snprintf(part, sizeof part, "%s/s%u.part", dir, k);
-        snprintf(final, sizeof final, "%s/s%u.yuv", dir, k);
+        /* The second half one job each: a group holds a directory open
+         * per job beside a file per segment. */
+        if (k < N / 2)
+            snprintf(sub, sizeof sub, "%s", dir);
+        else
+            snprintf(sub, sizeof sub, "%s/job-%u", dir, k);
+        snprintf(part, sizeof part, "%s/s%u.part", sub, k);
+        snprintf(final, sizeof final, "%s/s%u.yuv", sub, k);
         commit_data d = {.fd = -1, .mem = calloc(1, 16), .len = 16};
         assert_non_null(d.mem);
-        assert_int_equal(commit_submit(p, "job-6", k, 1, &d, part, final, dir), 0);
+        assert_int_equal(commit_submit(p, "job-6", k, 1, &d, part, final, sub), 0);
     }
     commit_result *all = calloc(N, sizeof *all);
     recv_results(pull, all, N);
