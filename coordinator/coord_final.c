@@ -40,7 +40,8 @@ void coord_final_path(const coord *c, const char *job, char *buf, size_t len) {
     rf_fmt(buf, len, "%s/" FINALS_DIR "/%s", c->spool, job);
 }
 
-static void keep_final(coord *c, const coord_final *f) {
+/* 0, or -1 when the record could not be kept either. */
+static int keep_final(coord *c, const coord_final *f) {
     char path[RF_PATH_MAX + 96], tmp[RF_PATH_MAX + 128];
     coord_final_path(c, f->job, path, sizeof path);
     char dir[RF_PATH_MAX + 16];
@@ -53,14 +54,18 @@ static void keep_final(coord *c, const coord_final *f) {
                           (json_int_t)f->output_bytes, "segments_done",
                           (json_int_t)f->segments_done, "frames_stitched",
                           (json_int_t)f->frames_stitched);
+    int rc = 0;
     if (!o || json_dump_file(o, tmp, JSON_COMPACT) != 0 || rename(tmp, path) != 0) {
-        rf_error(LOG, "cannot keep the final state for Redis job=%s state=%s path=%s", f->job,
-                 f->state, path);
+        rf_error(LOG, "cannot keep the final state for Redis job=%s state=%s path=%s; its spool "
+                      "stays, and a restarted coordinator takes the job up again",
+                 f->job, f->state, path);
         unlink(tmp);
+        rc = -1;
     } else {
         rf_warn(LOG, "final state kept until Redis is back job=%s state=%s", f->job, f->state);
     }
     json_decref(o);
+    return rc;
 }
 
 /* The commit thread removes the files, after any commit of the job still
@@ -112,7 +117,8 @@ void coord_finals_add(coord *c, const coord_final *f, int queued) {
     /* Not queued, or no memory to wait for the turn's flush: settle now. */
     if (!queued || store_flush(c->st) != 0) {
         coord_store_warn(c, -1, "job state");
-        keep_final(c, f);
+        if (keep_final(c, f) != 0)
+            return; /* the record is nowhere: keep what the job can start again from */
     }
     remove_spool(c, f->spool);
 }
@@ -124,6 +130,7 @@ void coord_finals_settle(coord *c, int flushed) {
         /* A failure since it was queued may have been its own (a flush in
          * between read the replies): keeping a record that was written
          * costs only a second, identical write later. */
+        int kept = 1;
         if (flushed != 0 || failures != q->failures) {
             coord_final f = {.job = q->job,
                              .state = q->state,
@@ -133,9 +140,10 @@ void coord_finals_settle(coord *c, int flushed) {
                              .segments_done = q->segments_done,
                              .frames_stitched = q->frames_stitched,
                              .spool = q->spool};
-            keep_final(c, &f);
+            kept = keep_final(c, &f) == 0;
         }
-        remove_spool(c, q->spool);
+        if (kept)
+            remove_spool(c, q->spool);
         q_free(q);
     }
     c->nfinals = 0;

@@ -616,6 +616,29 @@ static int recover_job(coord *c, const rec_job *r, char *err, size_t errlen) {
     return 0;
 }
 
+/* Remove the spool directories of jobs that are over: a coordinator that
+ * died between a job's final record and its directory's removal (queued
+ * behind the commit thread's work) left them; nothing else would. */
+static void sweep_spool(coord *c) {
+    DIR *d = opendir(c->spool);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        /* ".final", ".spool-key", "." and ".." are no job's */
+        if (!rf_id_valid(e->d_name) || rf_map_get(c->jobs, e->d_name))
+            continue;
+        char path[RF_PATH_MAX + 300];
+        snprintf(path, sizeof path, "%s/%s", c->spool, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+            continue;
+        rf_info(LOG, "spool of a job that is over removed job=%s dir=%s", e->d_name, path);
+        rf_rmtree(path);
+    }
+    closedir(d);
+}
+
 int coord_jobs_recover(coord *c, char *err, size_t errlen) {
     rec_list l = {0};
     if (store_active_jobs(c->st, collect_id, &l, err, errlen) < 0) {
@@ -645,6 +668,7 @@ int coord_jobs_recover(coord *c, char *err, size_t errlen) {
                 continue;
             }
             int jr = recover_job(c, r, why, sizeof why);
+            rf_log_flush(); /* a long recovery shows its progress */
             if (jr == -2) {
                 snprintf(err, errlen, "recovery: reading job '%s' from Redis failed: %s", r->id, why);
                 rc = -1;
@@ -653,8 +677,10 @@ int coord_jobs_recover(coord *c, char *err, size_t errlen) {
                 coord_store_warn(c, store_job_state(c->st, r->id, "failed", why), "job state");
             }
         }
-        if (rc == 0)
+        if (rc == 0) {
             coord_finals_write_kept(c);
+            sweep_spool(c);
+        }
     }
     for (size_t i = 0; i < l.n; i++)
         free(l.v[i].spec_json);

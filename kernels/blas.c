@@ -7,8 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef void (*sgemm_fn)(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, int, int,
-                         int, float, const float *, int, const float *, int, float, float *, int);
+/* cblas_sgemm's own type: its sizes are blasint, which is 64-bit in
+ * OpenBLAS builds with 64-bit integers. */
+typedef void (*sgemm_fn)(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, blasint,
+                         blasint, blasint, float, const float *, blasint, const float *, blasint,
+                         float, float *, blasint);
+#if defined(__GNUC__)
+/* The header's declaration, compared without referring to the symbol
+ * (which would link the library after all). */
+_Static_assert(__builtin_types_compatible_p(sgemm_fn, __typeof__(&cblas_sgemm)),
+               "sgemm_fn is not cblas_sgemm's type");
+#endif
 
 /* The library, as the dynamic linker's own state is: once per process,
  * set by the first blas_load (pthread_once) and read-only after it. */

@@ -20,7 +20,8 @@ real, and each one used to hang or lose a job:
    is down keeps its final record in the spool (<id>.final); the
    coordinator is then SIGKILLed, Redis comes back, a new coordinator
    starts: it must write the record (state done, output size) and not
-   render the job again.
+   render the job again. It also removes the spool directory of a job
+   that is over (one a crash left behind).
 """
 
 import hashlib
@@ -132,8 +133,15 @@ def test_final_state_survives_outage_and_crash():
         starts_before = sum(len(re.findall(r"segment started job=final ", w.log_text()))
                             for w in f.workers.values())
         f.kill_coordinator()
+        # A finished job's directory that a crash left behind.
+        orphan = os.path.join(f.spool, "over-and-done")
+        os.makedirs(orphan)
+        with open(os.path.join(orphan, "pack"), "wb") as fh:
+            fh.write(b"\0" * 384)
         f.start_redis()
         f.restart_coordinator()
+        suite.check(not os.path.exists(orphan),
+                    "the new coordinator removed the spool of a job that is over")
         rc, err = f.wait(job, timeout=30)
         suite.equal(rc, 0, "rfarm wait says done after the restart")
         rec = f.redis_hgetall(f"{f.prefix}job:final")
