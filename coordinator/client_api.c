@@ -98,16 +98,13 @@ void coord_client_request(coord *c) {
         case RFARM__CLIENT_REQUEST__BODY_SUBMIT_BATCH:
             coord_batch_submit(c, m->submit_batch, &r, &sc);
             break;
-        case RFARM__CLIENT_REQUEST__BODY_CONTROL: {
+        case RFARM__CLIENT_REQUEST__BODY_CONTROL:
             coord_control(c, m->control, &r, &sc);
             /* What the operator asked for is in Redis before they hear it
              * is done: a crash after the reply does not bring a cancelled
              * job back. Rare requests; one round trip. */
-            int flushed = store_flush(c->st);
-            coord_store_warn(c, flushed, "state");
-            coord_finals_settle(c, flushed);
+            coord_write_turn(c);
             break;
-        }
         case RFARM__CLIENT_REQUEST__BODY_STATUS:
             coord_status(c, m->status, &r, &sc);
             break;

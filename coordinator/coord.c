@@ -317,6 +317,16 @@ static void drain(coord *c, void *sock, int max, void (*handle)(coord *)) {
     }
 }
 
+int coord_write_turn(coord *c) {
+    coord_workers_flush(c);
+    coord_batches_flush(c);
+    coord_jobs_log_flush(c);
+    int flushed = store_flush(c->st);
+    coord_store_warn(c, flushed, "state");
+    coord_finals_settle(c, flushed);
+    return flushed;
+}
+
 int coord_run(coord *c, volatile sig_atomic_t *stop) {
     char http[64] = "off";
     if (c->http)
@@ -364,17 +374,11 @@ int coord_run(coord *c, volatile sig_atomic_t *stop) {
         coord_jobs_release_retries(c);
         coord_dispatch(c);
         coord_metrics_tick(c, now);
-        coord_workers_flush(c);
-        coord_batches_flush(c);
-        coord_jobs_log_flush(c);
+        if (coord_write_turn(c) == 0 && store_available(c->st))
+            coord_batches_reap(c);
         /* Heartbeats that waited in the socket while the loop was stuck
          * (a hung Redis answers each command after a timeout) must not
          * cost the workers their leases. */
-        int flushed = store_flush(c->st);
-        coord_store_warn(c, flushed, "state");
-        coord_finals_settle(c, flushed);
-        if (flushed == 0 && store_available(c->st))
-            coord_batches_reap(c);
         uint64_t busy = rf_mono_ms() - busy_from;
         if (busy > STALL_MS)
             coord_workers_forgive(c, busy);
@@ -389,12 +393,7 @@ int coord_run(coord *c, volatile sig_atomic_t *stop) {
         write_stats(c);
     c->mx.next_flush_ms = 0; /* the last counts too */
     coord_metrics_tick(c, rf_mono_ms());
-    coord_workers_flush(c);
-    coord_batches_flush(c);
-    coord_jobs_log_flush(c);
-    int flushed = store_flush(c->st);
-    coord_store_warn(c, flushed, "state");
-    coord_finals_settle(c, flushed);
+    coord_write_turn(c);
     rf_info(LOG, "coordinator stopping jobs_unfinished=%zu stale_frames=%llu stale_results=%llu",
             rf_map_len(c->jobs), (unsigned long long)c->stats.stale_frames,
             (unsigned long long)c->stats.stale_results);

@@ -181,6 +181,11 @@ struct coord {
 
 /* coord.c */
 void coord_store_warn(coord *c, int rc, const char *what);
+/* Send what this turn of the loop changed in one round trip (the records
+ * written once per turn, the jobs' log lines, everything queued) and
+ * settle the final records of the jobs that ended in it. Returns
+ * store_flush's result. */
+int coord_write_turn(coord *c);
 int coord_send_to_worker(coord *c, const char *id, const Rfarm__CoordMsg *m);
 
 /* coord_final.c */
