@@ -383,17 +383,23 @@ int store_job_state(store *s, const char *job, const char *state, const char *er
     return rc;
 }
 
-int store_job_progress(store *s, const char *job, uint32_t segments_done, uint32_t frames_stitched) {
+int store_job_counts(store *s, const char *job, const char *f1, uint64_t v1, const char *f2,
+                     uint64_t v2) {
     char jk[256];
     store_key(s, jk, sizeof jk, "job:%s", job, 0);
     store_argv h = {0};
     store_arg(&h, "HSET");
     store_arg(&h, jk);
-    store_arg(&h, "segments_done");
-    store_arg_u64(&h, segments_done);
-    store_arg(&h, "frames_stitched");
-    store_arg_u64(&h, frames_stitched);
+    store_arg(&h, f1);
+    store_arg_u64(&h, v1);
+    store_arg(&h, f2);
+    store_arg_u64(&h, v2);
     return store_run(s, &h);
+}
+
+int store_job_progress(store *s, const char *job, uint32_t segments_done, uint32_t frames_stitched) {
+    return store_job_counts(s, job, "segments_done", segments_done, "frames_stitched",
+                            frames_stitched);
 }
 
 int store_job_output(store *s, const char *job, const char *path, uint64_t bytes) {

@@ -113,16 +113,7 @@ int store_job_log(store *s, const char *job, const char *const *lines, size_t n,
 }
 
 int store_job_rendered(store *s, const char *job, uint64_t frames_rendered, uint64_t render_ms) {
-    char jk[256];
-    store_key(s, jk, sizeof jk, "job:%s", job, 0);
-    store_argv h = {0};
-    store_arg(&h, "HSET");
-    store_arg(&h, jk);
-    store_arg(&h, "frames_rendered");
-    store_arg_u64(&h, frames_rendered);
-    store_arg(&h, "render_ms");
-    store_arg_u64(&h, render_ms);
-    return store_run(s, &h);
+    return store_job_counts(s, job, "frames_rendered", frames_rendered, "render_ms", render_ms);
 }
 
 int store_job_log_read(store *s, const char *job, void (*line)(void *ctx, const char *text),

@@ -39,6 +39,9 @@ void store_arg_u64(store_argv *a, uint64_t v);
 /* The reply (caller frees) or NULL with s->last_err set. */
 redisReply *store_command(store *s, int argc, const char **argv, const size_t *argvlen);
 int store_run(store *s, store_argv *a);
+/* HSET two numeric fields of <p>job:<id> (queued like every write). */
+int store_job_counts(store *s, const char *job, const char *f1, uint64_t v1, const char *f2,
+                     uint64_t v2);
 /* n commands in one round trip; 0 when every reply was a success. With
  * ints, each command's integer reply (-1 when not an integer). */
 int store_run_pipelined(store *s, store_argv *cmds, size_t n);
