@@ -30,10 +30,13 @@ typedef struct commit_req {
     uint8_t *mem; /* to write to part first (commit_data) */
     size_t len;
     int write_err; /* errno of creating or writing part from mem */
-    int remove;    /* not a commit: remove the directory `dir` and its files */
+    int remove;    /* not a commit: remove the file or directory `dir` */
     int dfd;       /* dir's fd while its group is committed, else AT_FDCWD */
     int packed;    /* mem goes into final (a pack file) at pack_off */
     int64_t pack_off;
+    int created;   /* this commit created final (a pack): its directory must be synced */
+    int borrowed;  /* fd is an earlier request's of the group (the same pack) */
+    size_t owner;  /* that request's index in the group */
     char part[RF_PATH_MAX + 64], final[RF_PATH_MAX + 64], dir[RF_PATH_MAX];
 } commit_req;
 
@@ -70,7 +73,7 @@ static void finish_file(const commit_req *r, int sync_err, commit_result *res) {
     snprintf(res->job, sizeof res->job, "%s", r->job);
     res->seg = r->seg;
     res->attempt = r->attempt;
-    if (r->fd >= 0)
+    if (r->fd >= 0 && !r->borrowed)
         close(r->fd);
     int e = r->write_err ? r->write_err : sync_err;
     if (e == 0 && !r->packed &&
@@ -87,17 +90,35 @@ static void finish_file(const commit_req *r, int sync_err, commit_result *res) {
     res->ok = 1;
 }
 
-/* A segment gathered in memory: create its part file, or open the job's
- * pack, and write it there (the job's spool directory too, which only big
- * segments' assignments make; then r->dfd is AT_FDCWD). */
+/* Open a pack, creating it (and its directory) when it is not there yet:
+ * r->created says so, because then its directory must be synced. */
+static int open_pack(commit_req *r) {
+    const char *path = name_in(r, r->final);
+    int fd = openat(r->dfd, path, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0 || errno != ENOENT)
+        return fd;
+    fd = openat(r->dfd, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ENOENT && rf_mkdirs(r->dir, 0755) == 0)
+        fd = openat(r->dfd, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    r->created = fd >= 0;
+    return fd;
+}
+
+/* A segment gathered in memory: create its part file, or open its pack
+ * (unless it borrowed an earlier request's descriptor of it: r->fd is set
+ * then), and write it there. The directory is made if need be (then
+ * r->dfd is AT_FDCWD: it could not be opened before). */
 static void write_mem(commit_req *r) {
     if (!r->mem)
         return;
-    const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (r->packed ? 0 : O_TRUNC);
-    const char *path = name_in(r, r->packed ? r->final : r->part);
-    r->fd = openat(r->dfd, path, flags, 0644);
-    if (r->fd < 0 && errno == ENOENT && rf_mkdirs(r->dir, 0755) == 0)
-        r->fd = openat(r->dfd, path, flags, 0644);
+    if (r->packed && r->fd < 0) {
+        r->fd = open_pack(r);
+    } else if (!r->packed) {
+        const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
+        r->fd = openat(r->dfd, name_in(r, r->part), flags, 0644);
+        if (r->fd < 0 && errno == ENOENT && rf_mkdirs(r->dir, 0755) == 0)
+            r->fd = openat(r->dfd, name_in(r, r->part), flags, 0644);
+    }
     off_t at = r->packed ? (off_t)r->pack_off : 0;
     size_t done = 0;
     while (r->fd >= 0 && done < r->len) {
@@ -120,6 +141,13 @@ static void write_mem(commit_req *r) {
 static void commit_file(commit_req *r, commit_result *res) {
     write_mem(r);
     finish_file(r, r->write_err ? 0 : fsync(r->fd) == 0 ? 0 : errno, res);
+}
+
+/* Whether a commit that succeeded changed its directory: a rename, or a
+ * pack it created. Appending to a pack that was there changes nothing in
+ * it, and most packed commits do just that. */
+static int dir_changed(const commit_req *r) {
+    return !r->packed || r->created;
 }
 
 static void sync_dir(const char *dir) {
@@ -152,7 +180,7 @@ void commit_now(const char *job, uint32_t seg, uint32_t attempt, const commit_da
     commit_req r;
     fill_req(&r, job, seg, attempt, d, part, final, dir);
     commit_file(&r, res);
-    if (res->ok)
+    if (res->ok && dir_changed(&r))
         sync_dir(dir);
 }
 
@@ -171,7 +199,7 @@ static void commit_singly(void *push, commit_req *g) {
     for (commit_req *r = g; r; r = r->next) {
         commit_result one;
         commit_file(r, &one);
-        if (one.ok)
+        if (one.ok && dir_changed(r))
             sync_dir(r->dir);
         zmq_send(push, &one, sizeof one, 0);
     }
@@ -201,9 +229,21 @@ static void open_dirs(commit_req *g, int *dfds, size_t *ndirs) {
     }
 }
 
+/* The requests after r (the group's i-th, which has just opened its pack)
+ * that append to the same pack borrow its descriptor: one fd and one
+ * fsync per pack per group, however many segments went into it. */
+static void share_pack(commit_req *r, size_t i) {
+    for (commit_req *q = r->next; q; q = q->next)
+        if (q->packed && q->fd < 0 && strcmp(q->final, r->final) == 0) {
+            q->fd = r->fd;
+            q->borrowed = 1;
+            q->owner = i;
+        }
+}
+
 /* Commit the group `g` (a list taken whole from the queue) and send its
  * outcomes; frees the list. Files are synced together by the crew, then
- * renamed in order; then each directory among them is synced once. */
+ * renamed in order; then each directory that changed is synced once. */
 static void commit_group(commit_pool *p, void *push, commit_req *g) {
     size_t n = 0;
     for (const commit_req *r = g; r; r = r->next)
@@ -211,32 +251,40 @@ static void commit_group(commit_pool *p, void *push, commit_req *g) {
     commit_result *res = calloc(n, sizeof *res);
     int *fds = calloc(n, sizeof *fds), *errs = calloc(n, sizeof *errs);
     int *dfds = calloc(n, sizeof *dfds);
-    if (!res || !fds || !errs || !dfds) {
+    size_t *slot = calloc(n, sizeof *slot);
+    if (!res || !fds || !errs || !dfds || !slot) {
         commit_singly(push, g);
         goto out;
     }
     size_t ndirs;
     open_dirs(g, dfds, &ndirs);
-    size_t i = 0;
-    for (commit_req *r = g; r; r = r->next) {
+    /* Write, a pack being opened by the first of its requests before the
+     * later ones look for it; each descriptor is synced once (slot[i]: the
+     * index in fds of request i's, n when it has none). */
+    size_t i = 0, nfds = 0;
+    for (commit_req *r = g; r; r = r->next, i++) {
         write_mem(r);
-        fds[i++] = r->fd; /* -1 after a failed write: its fsync fails alone */
+        if (r->packed && !r->borrowed && r->fd >= 0)
+            share_pack(r, i);
+        slot[i] = r->borrowed ? slot[r->owner] : r->fd >= 0 ? nfds : n;
+        if (r->fd >= 0 && !r->borrowed)
+            fds[nfds++] = r->fd;
     }
-    sync_crew_run(p->crew, fds, errs, n);
+    sync_crew_run(p->crew, fds, errs, nfds);
     i = 0;
     for (const commit_req *r = g; r; r = r->next, i++)
-        finish_file(r, errs[i], &res[i]);
-    /* Sync the directories that gained a file; one that could not be held
-     * open (no descriptor to spare then) is opened again for it. */
+        finish_file(r, slot[i] < n ? errs[slot[i]] : EBADF, &res[i]);
+    /* Sync the directories that changed; one that could not be held open
+     * (no descriptor to spare then) is opened again for it. */
     i = 0;
     for (const commit_req *r = g; r; r = r->next, i++)
-        if (r->dfd == AT_FDCWD && res[i].ok)
+        if (r->dfd == AT_FDCWD && res[i].ok && dir_changed(r))
             sync_dir(r->dir);
     size_t nsync = 0;
     for (size_t d = 0; d < ndirs; d++) {
         i = 0;
         for (const commit_req *r = g; r; r = r->next, i++)
-            if (r->dfd == dfds[d] && res[i].ok) {
+            if (r->dfd == dfds[d] && res[i].ok && dir_changed(r)) {
                 fds[nsync++] = dfds[d];
                 break;
             }
@@ -250,15 +298,19 @@ out:
     free(fds);
     free(errs);
     free(dfds);
+    free(slot);
     free_group(g);
 }
 
-/* Remove the directories of g, a list of removal requests taken from the
- * queue; frees the list. */
-static void remove_dirs(commit_req *g) {
+/* Carry out g, a list of removal requests taken from the queue (a file, or
+ * a directory with its files); frees the list. */
+static void remove_paths(commit_req *g) {
     while (g) {
-        if (rf_rmtree(g->dir) != 0 && errno != ENOENT)
-            rf_warn("commit", "cannot remove a finished job's spool dir=%s error=\"%s\"", g->dir,
+        int rc = unlink(g->dir);
+        if (rc != 0 && (errno == EISDIR || errno == EPERM))
+            rc = rf_rmtree(g->dir);
+        if (rc != 0 && errno != ENOENT)
+            rf_warn("commit", "cannot remove from the spool path=%s error=\"%s\"", g->dir,
                     strerror(errno));
         commit_req *next = g->next;
         free(g);
@@ -291,8 +343,12 @@ static void *commit_thread(void *arg) {
         unsigned fds = 2; /* g's file and directory */
         while (last->next && last->next->remove == g->remove) {
             /* A directory other than the last one's may be a new one to
-             * hold open (counting it again when it is not errs safe). */
-            unsigned more = 1 + (strcmp(last->next->dir, last->dir) != 0);
+             * hold open (counting it again when it is not errs safe); the
+             * same pack as the last one's is the same descriptor. */
+            const commit_req *nx = last->next;
+            unsigned more = 1 + (strcmp(nx->dir, last->dir) != 0);
+            if (nx->packed && last->packed && strcmp(nx->final, last->final) == 0)
+                more = 0;
             if (!g->remove && fds + more > COMMIT_GROUP_MAX)
                 break;
             fds += more;
@@ -304,7 +360,7 @@ static void *commit_thread(void *arg) {
         last->next = NULL;
         pthread_mutex_unlock(&p->mu);
         if (g->remove)
-            remove_dirs(g);
+            remove_paths(g);
         else
             commit_group(p, push, g);
         pthread_mutex_lock(&p->mu);
@@ -353,13 +409,16 @@ static void enqueue(commit_pool *p, commit_req *r) {
     pthread_cond_signal(&p->cv);
 }
 
-int commit_remove_dir(commit_pool *p, const char *dir) {
+int commit_remove(commit_pool *p, const char *path) {
     commit_req *r = calloc(1, sizeof *r);
     if (!r)
         return -1;
     r->remove = 1;
     r->fd = -1;
-    snprintf(r->dir, sizeof r->dir, "%s", dir);
+    if (rf_fmt(r->dir, sizeof r->dir, "%s", path) != 0) {
+        free(r); /* the caller removes it itself, as when out of memory */
+        return -1;
+    }
     enqueue(p, r);
     return 0;
 }

@@ -17,9 +17,14 @@
  * round of journal commits and one directory flush for many segments
  * instead of one of each per segment.
  *
- * The thread also removes finished jobs' spool directories, in queue
- * order: unlinking a job's files costs the loop as much as a Redis round
- * trip per segment.
+ * Small segments are appended to a pack file shared by many jobs
+ * (spool.h): the requests of a group that go into one pack share its
+ * descriptor and its fsync, and its directory is synced only when the
+ * group created the pack.
+ *
+ * The thread also removes finished jobs' spool directories and packs
+ * nothing needs any more, in queue order: unlinking a job's files costs
+ * the loop as much as a Redis round trip per segment.
  */
 #ifndef COMMIT_H
 #define COMMIT_H
@@ -47,9 +52,8 @@ int commit_pool_new(void *zctx, const char *endpoint, commit_pool **out, char *e
  * or its bytes in memory (mem, len), which the pool first writes to the
  * part file, creating it (and `dir` if need be). Either is taken by the
  * pool: fd closed, mem freed. With `packed`, mem goes at pack_off into
- * `final` (the job's pack file, stitch_spool_place), which is created if
- * need be but never truncated, renamed or removed: it holds other
- * segments too. */
+ * `final` (a pack file in `dir`, spool.h), which is created if need be but
+ * never truncated, renamed or removed here: it holds other segments too. */
 typedef struct commit_data {
     int fd;
     uint8_t *mem;
@@ -62,10 +66,11 @@ typedef struct commit_data {
  * memory (d not taken). */
 int commit_submit(commit_pool *p, const char *job, uint32_t seg, uint32_t attempt,
                   const commit_data *d, const char *part, const char *final, const char *dir);
-/* Remove `dir` (a finished job's spool directory, files only) on the
- * commit thread, after every commit queued before it. Returns 0, or -1
- * when out of memory (nothing queued). */
-int commit_remove_dir(commit_pool *p, const char *dir);
+/* Remove `path` (a finished job's spool directory with its files, or a
+ * pack) on the commit thread, after every commit queued before it, so that
+ * none of those recreates it. Returns 0, or -1 when out of memory (nothing
+ * queued). */
+int commit_remove(commit_pool *p, const char *path);
 /* Do one commit here and now, directory sync included; takes d, fills *res. */
 void commit_now(const char *job, uint32_t seg, uint32_t attempt, const commit_data *d,
                 const char *part, const char *final, const char *dir, commit_result *res);

@@ -174,7 +174,8 @@ int coord_new(const coord_config *cfg, coord **out, char *err, size_t errlen) {
         free(c);
         return -1;
     }
-    if (spool_key_write(c, err, errlen) != 0) {
+    if (spool_key_write(c, err, errlen) != 0 ||
+        spool_packs_new(c->spool, &c->packs, err, errlen) != 0) {
         free(c);
         return -1;
     }
@@ -286,6 +287,7 @@ void coord_free(coord *c) {
     }
     coord_finals_free(c);
     commit_pool_free(c->commits);
+    spool_packs_free(c->packs);
     coord_health_free_all(c);
     coord_batches_free(c);
     stitch_pool_free(c->pool);

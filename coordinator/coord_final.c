@@ -31,6 +31,8 @@
 /* A record queued this turn: coord_final's strings, owned. */
 struct coord_final_q {
     char *job, *state, *error, *output, *spool;
+    uint32_t *packs;
+    size_t npacks;
     uint64_t output_bytes;
     uint32_t segments_done, frames_stitched;
     uint64_t failures; /* store_failures when it was queued */
@@ -69,10 +71,19 @@ static int keep_final(coord *c, const coord_final *f) {
 }
 
 /* The commit thread removes the files, after any commit of the job still
- * queued there. */
-static void remove_spool(coord *c, const char *spool) {
-    if (!c->commits || commit_remove_dir(c->commits, spool) != 0)
+ * queued there: the job's directory, and the packs that held its last
+ * segments still needed. */
+static void remove_spool(coord *c, const char *spool, const uint32_t *packs, size_t npacks) {
+    if (!c->commits || commit_remove(c->commits, spool) != 0)
         rf_rmtree(spool);
+    for (size_t i = 0; i < npacks; i++) {
+        char path[RF_PATH_MAX + 64];
+        if (spool_packs_unref(c->packs, packs[i]) != 1 ||
+            spool_pack_path(spool_packs_dir(c->packs), packs[i], path, sizeof path) != 0)
+            continue;
+        if (!c->commits || commit_remove(c->commits, path) != 0)
+            unlink(path);
+    }
 }
 
 static void q_free(struct coord_final_q *q) {
@@ -81,6 +92,7 @@ static void q_free(struct coord_final_q *q) {
     free(q->error);
     free(q->output);
     free(q->spool);
+    free(q->packs);
 }
 
 /* Hold f until the turn's flush. 0, or -1 when out of memory. */
@@ -102,8 +114,12 @@ static int hold(coord *c, const coord_final *f) {
                                 .output_bytes = f->output_bytes,
                                 .segments_done = f->segments_done,
                                 .frames_stitched = f->frames_stitched,
-                                .failures = store_failures(c->st)};
-    if (!q->job || !q->state || (f->error && !q->error) || !q->output || !q->spool) {
+                                .failures = store_failures(c->st),
+                                .npacks = f->npacks};
+    if (f->npacks && (q->packs = malloc(f->npacks * sizeof *q->packs)))
+        memcpy(q->packs, f->packs, f->npacks * sizeof *q->packs);
+    if (!q->job || !q->state || (f->error && !q->error) || !q->output || !q->spool ||
+        (f->npacks && !q->packs)) {
         q_free(q);
         return -1;
     }
@@ -120,7 +136,7 @@ void coord_finals_add(coord *c, const coord_final *f, int queued) {
         if (keep_final(c, f) != 0)
             return; /* the record is nowhere: keep what the job can start again from */
     }
-    remove_spool(c, f->spool);
+    remove_spool(c, f->spool, f->packs, f->npacks);
 }
 
 void coord_finals_settle(coord *c, int flushed) {
@@ -143,7 +159,7 @@ void coord_finals_settle(coord *c, int flushed) {
             kept = keep_final(c, &f) == 0;
         }
         if (kept)
-            remove_spool(c, q->spool);
+            remove_spool(c, q->spool, q->packs, q->npacks);
         q_free(q);
     }
     c->nfinals = 0;

@@ -19,6 +19,7 @@
 #include "rf_spec.h"
 #include "rfarm.pb-c.h"
 #include "sched.h"
+#include "spool.h"
 #include "stitch.h"
 #include "store.h"
 
@@ -36,6 +37,7 @@ typedef struct coord_seg {
     int in_spool;          /* the current attempt's worker writes the spool file itself */
     int fd;                /* spool file being written, -1 when none */
     uint8_t *mem;          /* or, for a small segment, its frames in memory (COORD_MEM_SEGMENT_MAX) */
+    spool_loc loc;         /* where it is (or goes) in the spool; a pack's is referenced */
     uint64_t started_ms;
     uint64_t retry_at_ms;  /* queued after a failure: not handed out before (monotonic) */
     uint64_t render_ms;    /* the worker's, for the done record */
@@ -45,13 +47,13 @@ typedef struct coord_seg {
 } coord_seg;
 
 /* A segment of at most this many bytes is gathered in memory and written
- * by the commit thread into the job's pack file when it is done (the
- * segments stitch_spool_place puts in the pack), instead of into a part
- * file the loop creates when assigning it: creating a file per tiny
- * segment was most of the loop's time on ext4 (bench/README.md). The
- * bound keeps what in-flight segments hold small (64 slots x 1,000
- * workers x 64 KiB = 4 GiB at the very worst; 16x16 frames are 384 B). */
-#define COORD_MEM_SEGMENT_MAX STITCH_PACK_SEGMENT_MAX
+ * by the commit thread into a pack file when it is done (spool.h),
+ * instead of into a part file the loop creates when assigning it:
+ * creating a file per tiny segment was most of the loop's time on ext4
+ * (bench/README.md). The bound keeps what in-flight segments hold small
+ * (64 slots x 1,000 workers x 64 KiB = 4 GiB at the very worst; 16x16
+ * frames are 384 B). */
+#define COORD_MEM_SEGMENT_MAX SPOOL_PACK_SEGMENT_MAX
 
 typedef struct coord_job {
     rf_spec *spec;
@@ -159,6 +161,7 @@ struct coord {
     void *zctx;
     void *wsock, *csock, *events, *commits_in;
     commit_pool *commits;
+    spool_packs *packs;
     store *st;
     stitch_pool *pool;
     sched *sched;
@@ -193,6 +196,8 @@ int coord_send_to_worker(coord *c, const char *id, const Rfarm__CoordMsg *m);
 typedef struct coord_final {
     const char *job, *state, *error, *output;
     const char *spool; /* the job's spool directory, removed once settled */
+    const uint32_t *packs; /* the packs its segments are in (one per segment) */
+    size_t npacks;
     uint64_t output_bytes;
     uint32_t segments_done, frames_stitched;
 } coord_final;
@@ -243,6 +248,8 @@ void coord_jobs_release_retries(coord *c);
 void coord_jobs_resync(coord *c);
 void coord_job_free(coord_job *j);
 void coord_seg_close(coord_job *j, uint32_t k, int remove_part);
+/* Segment k's done record (with where it is in the spool), queued. */
+int coord_seg_store_done(coord *c, const coord_job *j, uint32_t k);
 void coord_seg_part_path(const coord_job *j, uint32_t k, uint32_t attempt, char *buf, size_t len);
 
 /* coord_workers.c */

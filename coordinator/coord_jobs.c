@@ -20,6 +20,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,14 @@
 
 void coord_seg_part_path(const coord_job *j, uint32_t k, uint32_t attempt, char *buf, size_t len) {
     rf_fmt(buf, len, "%s/seg-%06u.a%u.part", j->spool, k, attempt);
+}
+
+int coord_seg_store_done(coord *c, const coord_job *j, uint32_t k) {
+    const coord_seg *s = &j->segs[k];
+    char pack[48];
+    snprintf(pack, sizeof pack, "%" PRIu32 ":%" PRId64, s->loc.pack, s->loc.off);
+    return store_seg_done(c->st, j->spec->id, k, s->attempt, s->worker[0] ? s->worker : NULL,
+                          s->render_ms, s->loc.pack ? pack : NULL);
 }
 
 void coord_seg_close(coord_job *j, uint32_t k, int remove_part) {
@@ -178,8 +187,15 @@ void coord_job_finish(coord *c, coord_job *j, const char *state, const char *err
     if (rc == 0)
         rc = store_job_state(c->st, j->spec->id, state, error);
     coord_store_warn(c, rc, "job state");
-    /* Its spool directory goes once the record is known written (or kept
-     * in the spool): at the end of this turn, after the loop's flush. */
+    /* Its spool directory and its references to packs go once the record
+     * is known written (or kept in the spool): at the end of this turn,
+     * after the loop's flush. (Out of memory for their list, the packs
+     * stay until the next start's sweep.) */
+    uint32_t *packs = malloc(j->plan->n * sizeof *packs);
+    size_t npacks = 0;
+    for (size_t k = 0; packs && k < j->plan->n; k++)
+        if (j->segs[k].loc.pack)
+            packs[npacks++] = j->segs[k].loc.pack;
     coord_final f = {.job = j->spec->id,
                      .state = state,
                      .error = error,
@@ -187,8 +203,11 @@ void coord_job_finish(coord *c, coord_job *j, const char *state, const char *err
                      .output_bytes = output_bytes,
                      .segments_done = j->segments_done,
                      .frames_stitched = j->frames_stitched,
-                     .spool = j->spool};
+                     .spool = j->spool,
+                     .packs = packs,
+                     .npacks = npacks};
     coord_finals_add(c, &f, rc == 0);
+    free(packs);
     coord_store_warn(c, store_event(c->st, state, j->spec->id, -1, NULL, error), "event");
     coord_job_log(c, j, "job %s%s%s", state, error ? ": " : "", error ? error : "");
     coord_batch_job_ended(c, j, state);
@@ -245,7 +264,8 @@ static int job_build(coord *c, rf_spec *spec, const char *batch, coord_job **out
     /* The spool directory itself is made when the first segment is
      * assigned: a batch of thousands of jobs is taken in without
      * thousands of mkdirs. */
-    if (stitch_job_new(c->pool, spec, j->plan, j->spool, &j->stitch, err, errlen) != 0)
+    if (stitch_job_new(c->pool, spec, j->plan, j->spool, spool_packs_dir(c->packs), &j->stitch,
+                       err, errlen) != 0)
         goto fail;
     sched_job_opts so = {.group = j->batch, .priority = spec->priority, .seq = ++c->seq,
                          .nseg = (uint32_t)j->plan->n, .max_running = spec->max_running_segments};
@@ -359,7 +379,7 @@ void coord_job_fail_segment(coord *c, coord_job *j, uint32_t k, const char *work
         size_t len = strlen(s->tried);
         snprintf(s->tried + len, sizeof s->tried - len, "%s%s", len ? ", " : "", worker);
     }
-    coord_store_warn(c, store_seg_state(c->st, j->spec->id, k, "failed", s->attempt, worker, error, 0),
+    coord_store_warn(c, store_seg_state(c->st, j->spec->id, k, "failed", s->attempt, worker, error),
                      "segment state");
     coord_store_warn(c, store_seg_retry(c->st, j->spec->id, k, s->failures, s->tried), "segment");
     coord_store_warn(c, store_event(c->st, "segment_failed", j->spec->id, (int)k, worker, error),
@@ -387,7 +407,7 @@ void coord_job_fail_segment(coord *c, coord_job *j, uint32_t k, const char *work
     c->stats_dirty = 1;
     rf_info(LOG, "segment retry job=%s seg=%u next_attempt=%u in_ms=%llu", j->spec->id, k,
             s->attempt + 1, (unsigned long long)backoff);
-    coord_store_warn(c, store_seg_state(c->st, j->spec->id, k, "queued", s->attempt, NULL, error, 0),
+    coord_store_warn(c, store_seg_state(c->st, j->spec->id, k, "queued", s->attempt, NULL, error),
                      "segment state");
 }
 
@@ -443,8 +463,10 @@ static int resync_job(void *ctx, const char *key, void *value) {
                         j->paused ? "paused" : j->started ? "running" : "queued");
     for (size_t k = 0; rc == 0 && k < j->plan->n; k++) {
         coord_seg *s = &j->segs[k];
-        rc = store_seg_state(c->st, j->spec->id, (uint32_t)k, seg_state_name(s->state), s->attempt,
-                             s->worker[0] ? s->worker : NULL, NULL, 0);
+        rc = s->state == SEG_DONE
+                 ? coord_seg_store_done(c, j, (uint32_t)k)
+                 : store_seg_state(c->st, j->spec->id, (uint32_t)k, seg_state_name(s->state),
+                                   s->attempt, s->worker[0] ? s->worker : NULL, NULL);
     }
     coord_store_warn(c, rc, "catch-up");
     return rc != 0; /* Redis went away again: stop, the next recovery redoes it */
@@ -517,6 +539,7 @@ typedef struct rec_seg {
     char state[16];
     uint32_t attempt, failures;
     char tried[256];
+    spool_loc loc; /* pack 0: its own file (or a "pack" field that is no place) */
 } rec_seg;
 
 static void seg_field(void *ctx, const char *name, const char *value) {
@@ -529,6 +552,8 @@ static void seg_field(void *ctx, const char *name, const char *value) {
         r->failures = (uint32_t)strtoul(value, NULL, 10);
     else if (strcmp(name, "tried") == 0)
         snprintf(r->tried, sizeof r->tried, "%s", value);
+    else if (strcmp(name, "pack") == 0 && spool_loc_parse(value, &r->loc) != 0)
+        r->loc.pack = 0;
 }
 
 /* Frames of attempts that were in flight when the last coordinator died. */
@@ -580,34 +605,40 @@ static int recover_job(coord *c, const rec_job *r, char *err, size_t errlen) {
         snprintf(s->tried, sizeof s->tried, "%s", rs.tried);
         char path[RF_PATH_MAX + 32];
         uint64_t len = (uint64_t)j->plan->seg[k].frames * j->frame_bytes;
-        int64_t base;
-        int packed = stitch_spool_place(j->spool, (uint32_t)k, (size_t)len, path, sizeof path,
-                                        &base) == 1;
+        int packed = rs.loc.pack != 0;
+        spool_loc_path(j->spool, spool_packs_dir(c->packs), (uint32_t)k, rs.loc, path,
+                       sizeof path);
         struct stat st;
         /* A pack holds others after it: it is whole up to this one's end.
          * (Redis calls a segment done only after its bytes were synced.) */
-        int whole = stat(path, &st) == 0 && (packed ? (uint64_t)st.st_size >= (uint64_t)base + len
-                                                    : (uint64_t)st.st_size == len);
+        int whole = stat(path, &st) == 0 &&
+                    (packed ? (uint64_t)st.st_size >= (uint64_t)rs.loc.off + len
+                            : (uint64_t)st.st_size == len);
         if (strcmp(rs.state, "done") == 0 && whole) {
+            if (packed && spool_packs_ref(c->packs, rs.loc.pack) != 0) {
+                snprintf(err, errlen, "out of memory");
+                return -2;
+            }
+            s->loc = rs.loc;
             s->state = SEG_DONE;
             j->segments_done++;
             j->frames_rendered += j->plan->seg[k].frames;
             continue;
         }
         if (!packed) /* a file Redis never called done is not trusted; a pack's */
-            unlink(path); /* region of it is simply written again */
+            unlink(path); /* bytes are someone else's */
         s->state = SEG_QUEUED;
         sched_push(c->sched, j, (uint32_t)k, j->plan->seg[k].frames, 0);
         requeued++;
         coord_store_warn(c, store_seg_state(c->st, j->spec->id, (uint32_t)k, "queued", s->attempt,
-                                            NULL, NULL, 0), "segment state");
+                                            NULL, NULL), "segment state");
     }
     j->started = j->segments_done > 0;
     if ((j->batch[0] && coord_batch_job_added(c, j->batch)) || strcmp(r->state, "paused") == 0)
         coord_job_pause(c, j, 1);
     for (size_t k = 0; k < j->plan->n; k++)
         if (j->segs[k].state == SEG_DONE)
-            stitch_job_ready(j->stitch, (uint32_t)k);
+            stitch_job_ready(j->stitch, (uint32_t)k, j->segs[k].loc);
     c->stats.jobs_recovered++;
     c->stats_dirty = 1;
     rf_info(LOG, "job recovered job=%s segments=%zu segments_done=%u requeued=%u", j->spec->id,
@@ -625,7 +656,7 @@ static void sweep_spool(coord *c) {
         return;
     struct dirent *e;
     while ((e = readdir(d))) {
-        /* ".final", ".spool-key", "." and ".." are no job's */
+        /* ".final", ".packs", ".spool-key", "." and ".." are no job's */
         if (!rf_id_valid(e->d_name) || rf_map_get(c->jobs, e->d_name))
             continue;
         char path[RF_PATH_MAX + 300];
@@ -680,6 +711,9 @@ int coord_jobs_recover(coord *c, char *err, size_t errlen) {
         if (rc == 0) {
             coord_finals_write_kept(c);
             sweep_spool(c);
+            unsigned swept = spool_packs_sweep(c->packs);
+            if (swept)
+                rf_info(LOG, "spool packs no unfinished job needs removed packs=%u", swept);
         }
     }
     for (size_t i = 0; i < l.n; i++)

@@ -326,7 +326,7 @@ static void assign(coord *c, coord_worker *w, coord_job *j, uint32_t k) {
         j->started = 1;
         coord_store_warn(c, store_job_state(c->st, j->spec->id, "running", NULL), "job state");
     }
-    coord_store_warn(c, store_seg_state(c->st, j->spec->id, k, "running", s->attempt, w->id, NULL, 0),
+    coord_store_warn(c, store_seg_state(c->st, j->spec->id, k, "running", s->attempt, w->id, NULL),
                      "segment state");
     coord_job_log(c, j, "segment %u attempt %u started on %s (frames %u-%u)", k, s->attempt,
                   w->id, ps->first, ps->first + ps->frames - 1);
@@ -377,7 +377,7 @@ static void requeue_slot(coord *c, const coord_worker *w, const coord_slot *sl, 
     c->stats_dirty = 1;
     rf_warn(LOG, "segment requeued job=%s seg=%u attempt=%u worker=%s reason=\"%s\"", j->spec->id,
             k, s->attempt, w->id, why);
-    coord_store_warn(c, store_seg_state(c->st, j->spec->id, k, "queued", s->attempt, NULL, why, 0),
+    coord_store_warn(c, store_seg_state(c->st, j->spec->id, k, "queued", s->attempt, NULL, why),
                      "segment state");
 }
 
@@ -589,6 +589,15 @@ static void on_frame(coord *c, coord_worker *w, const Rfarm__Frame *f, rf_parts 
     c->stats.bytes_received += j->frame_bytes;
 }
 
+/* A pack that filled up after all its jobs ended: the commit thread
+ * deletes it after the commits queued before. */
+static void remove_pack(coord *c, uint32_t pack) {
+    char path[RF_PATH_MAX + 64];
+    if (spool_pack_path(spool_packs_dir(c->packs), pack, path, sizeof path) == 0 &&
+        commit_remove(c->commits, path) != 0)
+        unlink(path);
+}
+
 static void on_done(coord *c, coord_worker *w, const Rfarm__SegmentDone *d) {
     coord_job *j = current(c, w, d->job_id, d->segment, d->attempt, d->epoch);
     if (!j) {
@@ -622,9 +631,22 @@ static void on_done(coord *c, coord_worker *w, const Rfarm__SegmentDone *d) {
     }
     char part[RF_PATH_MAX + 64], final[RF_PATH_MAX + 64];
     coord_seg_part_path(j, k, s->attempt, part, sizeof part);
-    int64_t base;
-    int packed = stitch_spool_place(j->spool, k, (size_t)j->plan->seg[k].frames * j->frame_bytes,
-                                    final, sizeof final, &base) == 1;
+    size_t len = (size_t)s->frames_recv * j->frame_bytes;
+    const char *dir = j->spool;
+    s->loc = (spool_loc){0};
+    if (s->mem) {
+        /* Into the current pack (spool.h), referenced until the job ends. */
+        int64_t retired = spool_packs_place(c->packs, len, &s->loc);
+        if (retired < 0) {
+            coord_seg_close(j, k, 1);
+            coord_job_finish(c, j, "failed", "coordinator: out of memory placing a segment", 0);
+            return;
+        }
+        if (retired)
+            remove_pack(c, (uint32_t)retired);
+        dir = spool_packs_dir(c->packs);
+    }
+    spool_loc_path(j->spool, spool_packs_dir(c->packs), k, s->loc, final, sizeof final);
     /* On disk before Redis says done (commit.h), without the loop waiting
      * for the disk; it no longer counts against the job's cap. */
     s->state = SEG_COMMITTING;
@@ -632,14 +654,14 @@ static void on_done(coord *c, coord_worker *w, const Rfarm__SegmentDone *d) {
     sched_stopped(c->sched, j);
     commit_data data = {.fd = s->fd,
                         .mem = s->mem,
-                        .len = (size_t)s->frames_recv * j->frame_bytes,
-                        .packed = packed && s->mem,
-                        .pack_off = base};
+                        .len = len,
+                        .packed = s->loc.pack != 0,
+                        .pack_off = s->loc.off};
     s->fd = -1;
     s->mem = NULL;
-    if (commit_submit(c->commits, j->spec->id, k, s->attempt, &data, part, final, j->spool) != 0) {
+    if (commit_submit(c->commits, j->spec->id, k, s->attempt, &data, part, final, dir) != 0) {
         commit_result res;
-        commit_now(j->spec->id, k, s->attempt, &data, part, final, j->spool, &res);
+        commit_now(j->spec->id, k, s->attempt, &data, part, final, dir, &res);
         coord_on_commit(c, &res);
     }
 }
@@ -651,12 +673,12 @@ void coord_on_commit(coord *c, const commit_result *res) {
         /* Its job ended meanwhile and took its spool directory: what the
          * commit put there goes too. */
         if (res->ok && !j) {
+            /* (A segment put in a pack has nothing to remove: the pack goes
+             * with the last of its jobs.) */
             char dir[RF_PATH_MAX + 2], final[RF_PATH_MAX + 64];
             snprintf(dir, sizeof dir, "%s/%s", c->spool, res->job);
-            stitch_spool_path(dir, res->seg, final, sizeof final);
+            spool_seg_path(dir, res->seg, final, sizeof final);
             unlink(final);
-            snprintf(final, sizeof final, "%s/pack", dir);
-            unlink(final); /* the job is over: nothing in its pack is wanted */
             rmdir(dir);
         }
         return;
@@ -677,13 +699,12 @@ void coord_on_commit(coord *c, const commit_result *res) {
     c->stats_dirty = 1;
     rf_info(LOG, "segment done job=%s seg=%u attempt=%u worker=%s frames=%u ms=%llu", j->spec->id,
             k, s->attempt, s->worker, j->plan->seg[k].frames, (unsigned long long)s->render_ms);
-    coord_store_warn(c, store_seg_state(c->st, j->spec->id, k, "done", s->attempt, s->worker,
-                                        NULL, s->render_ms), "segment state");
+    coord_store_warn(c, coord_seg_store_done(c, j, k), "segment state");
     coord_store_warn(c, store_event(c->st, "segment_done", j->spec->id, (int)k, s->worker, NULL),
                      "event");
     coord_health_rendered(c, j, k, s->worker);
     record_rendered(c, j, k, w, s->render_ms);
-    stitch_job_ready(j->stitch, k);
+    stitch_job_ready(j->stitch, k, s->loc);
 }
 
 /* A rendered segment in the job's record (progress, render time), its

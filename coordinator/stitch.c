@@ -29,11 +29,13 @@ struct stitch_job {
     rf_spec spec; /* copy; prompt/params pointers not used */
     plan *plan;
     char spool_dir[RF_PATH_MAX];
+    char packs_dir[RF_PATH_MAX + 16];
     char partial[RF_PATH_MAX + 16];
     size_t frame_bytes;
 
     /* guarded by pool->mu */
     unsigned char *ready; /* per segment */
+    spool_loc *loc;       /* per segment: where it is, once ready */
     int queued, busy, cancelled, finished;
     stitch_job *next_q;
 
@@ -59,23 +61,6 @@ struct stitch_pool {
     unsigned nthreads;
     pthread_t *threads;
 };
-
-int stitch_spool_path(const char *spool_dir, uint32_t k, char *buf, size_t len) {
-    return rf_fmt(buf, len, "%s/seg-%06u.yuv", spool_dir, k);
-}
-
-/* Where segment k's bytes start in its file (stitch_spool_place). */
-static int64_t place_base(uint32_t k, size_t seg_bytes) {
-    return seg_bytes > STITCH_PACK_SEGMENT_MAX ? 0 : (int64_t)k * STITCH_PACK_SEGMENT_MAX;
-}
-
-int stitch_spool_place(const char *spool_dir, uint32_t k, size_t seg_bytes, char *buf,
-                       size_t len, int64_t *base) {
-    *base = place_base(k, seg_bytes);
-    if (seg_bytes > STITCH_PACK_SEGMENT_MAX)
-        return stitch_spool_path(spool_dir, k, buf, len) == 0 ? 0 : -1;
-    return rf_fmt(buf, len, "%s/pack", spool_dir) == 0 ? 1 : -1;
-}
 
 static void send_event(void *push, const stitch_job *sj, stitch_kind kind, uint64_t bytes,
                        const char *msg) {
@@ -136,12 +121,16 @@ oom:
     return -1;
 }
 
+/* Segment k's file (its own, or a pack), for messages and to open it. */
+static void seg_file(const stitch_job *sj, size_t k, char *buf, size_t len) {
+    spool_loc_path(sj->spool_dir, sj->packs_dir, (uint32_t)k, sj->loc[k], buf, len);
+}
+
 static int read_frame(stitch_job *sj, size_t k, uint32_t f, uint8_t *buf, char *err, size_t errlen) {
-    size_t seg_bytes = (size_t)sj->plan->seg[k].frames * sj->frame_bytes;
     char path[RF_PATH_MAX + 32];
-    int64_t base = place_base((uint32_t)k, seg_bytes);
+    int64_t base = sj->loc[k].off;
     if (sj->fds[k] < 0) {
-        stitch_spool_place(sj->spool_dir, (uint32_t)k, seg_bytes, path, sizeof path, &base);
+        seg_file(sj, k, path, sizeof path);
         sj->fds[k] = open(path, O_RDONLY | O_CLOEXEC);
         if (sj->fds[k] < 0) {
             snprintf(err, errlen, "stitch: cannot open segment %zu spool file %s: %s", k, path,
@@ -156,7 +145,7 @@ static int read_frame(stitch_job *sj, size_t k, uint32_t f, uint8_t *buf, char *
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
-            stitch_spool_place(sj->spool_dir, (uint32_t)k, seg_bytes, path, sizeof path, &base);
+            seg_file(sj, k, path, sizeof path);
             snprintf(err, errlen, "stitch: segment %zu spool file %s is short at frame %u (%s)", k,
                      path, f, r < 0 ? strerror(errno) : "end of file");
             return -1;
@@ -413,7 +402,7 @@ const char *stitch_pool_backend(const stitch_pool *pool) { return kn_backend(poo
 const char *stitch_pool_backend_reason(const stitch_pool *pool) { return kn_reason(pool->kn); }
 
 int stitch_job_new(stitch_pool *pool, const rf_spec *spec, const plan *p, const char *spool_dir,
-                   stitch_job **out, char *err, size_t errlen) {
+                   const char *packs_dir, stitch_job **out, char *err, size_t errlen) {
     *out = NULL;
     stitch_job *sj = calloc(1, sizeof *sj);
     if (!sj) {
@@ -426,6 +415,7 @@ int stitch_job_new(stitch_pool *pool, const rf_spec *spec, const plan *p, const 
     sj->spec.params_json = NULL;
     sj->frame_bytes = rf_i420_bytes(spec->width, spec->height);
     if (rf_fmt(sj->spool_dir, sizeof sj->spool_dir, "%s", spool_dir) != 0 ||
+        rf_fmt(sj->packs_dir, sizeof sj->packs_dir, "%s", packs_dir) != 0 ||
         rf_fmt(sj->partial, sizeof sj->partial, "%s.partial", spec->output_path) != 0) {
         snprintf(err, errlen, "stitch: spool or output path too long");
         free(sj);
@@ -436,8 +426,11 @@ int stitch_job_new(stitch_pool *pool, const rf_spec *spec, const plan *p, const 
         return -1;
     }
     sj->ready = calloc(sj->plan->n, 1);
-    if (!sj->ready) {
+    sj->loc = calloc(sj->plan->n, sizeof *sj->loc);
+    if (!sj->ready || !sj->loc) {
         snprintf(err, errlen, "stitch: out of memory");
+        free(sj->ready);
+        free(sj->loc);
         plan_free(sj->plan);
         free(sj);
         return -1;
@@ -446,12 +439,14 @@ int stitch_job_new(stitch_pool *pool, const rf_spec *spec, const plan *p, const 
     return 0;
 }
 
-void stitch_job_ready(stitch_job *sj, uint32_t k) {
+void stitch_job_ready(stitch_job *sj, uint32_t k, spool_loc loc) {
     stitch_pool *pool = sj->pool;
     int wake = 0;
     pthread_mutex_lock(&pool->mu);
-    if (k < sj->plan->n)
+    if (k < sj->plan->n) {
         sj->ready[k] = 1;
+        sj->loc[k] = loc;
+    }
     if (!sj->queued && !sj->finished && !sj->cancelled) {
         /* Queue even when busy: once the running pass ends, a thread takes
          * it again and sees the new segment. */
@@ -487,6 +482,7 @@ void stitch_job_free(stitch_job *sj) {
     }
     release_buffers(sj);
     free(sj->ready);
+    free(sj->loc);
     plan_free(sj->plan);
     free(sj);
 }

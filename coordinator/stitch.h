@@ -1,8 +1,8 @@
 /* stitch — turns the segments workers rendered into one video.
  *
- * Workers' frames land in a spool directory, raw I420 frames, in whatever
- * order segments finish: a segment in a file of its own, or, a small one,
- * in the job's pack file (stitch_spool_place). The stitcher
+ * Workers' frames land in the spool, raw I420 frames, in whatever order
+ * segments finish: a segment in a file of its own, or, a small one, in a
+ * pack file shared with other jobs (spool.h). The stitcher
  * walks a job's output frames in order; a frame is emitted as soon as every
  * segment covering it has finished: a frame covered by one segment is
  * copied, a frame in an overlap is blended with the planner's weights (the
@@ -33,6 +33,7 @@
 #include "kn.h"
 #include "planner.h"
 #include "rf_spec.h"
+#include "spool.h"
 
 typedef enum { STITCH_PROGRESS = 1, STITCH_DONE, STITCH_FAILED } stitch_kind;
 
@@ -59,30 +60,14 @@ void stitch_pool_free(stitch_pool *pool);
 const char *stitch_pool_backend(const stitch_pool *pool);
 const char *stitch_pool_backend_reason(const stitch_pool *pool);
 
-/* Attach a job. The spec and plan are copied. Segments' spool files are
- * spool_dir/seg-NNNNNN.yuv (stitch_spool_path). */
+/* Attach a job. The spec and plan are copied. Segments' own files are in
+ * spool_dir (spool_seg_path), packs in packs_dir (spool_pack_path). */
 int stitch_job_new(stitch_pool *pool, const rf_spec *spec, const plan *p, const char *spool_dir,
-                   stitch_job **out, char *err, size_t errlen);
-/* Segment k's spool file is complete: frames it unblocks get stitched. */
-void stitch_job_ready(stitch_job *sj, uint32_t k);
+                   const char *packs_dir, stitch_job **out, char *err, size_t errlen);
+/* Segment k is complete, at loc: frames it unblocks get stitched. */
+void stitch_job_ready(stitch_job *sj, uint32_t k, spool_loc loc);
 /* Detach and free a job: waits until no thread is working on it; a job
  * that has not finished is abandoned and its partial output deleted. */
 void stitch_job_free(stitch_job *sj);
-
-/* Path of segment k's own spool file (a segment bigger than
- * STITCH_PACK_SEGMENT_MAX). */
-int stitch_spool_path(const char *spool_dir, uint32_t k, char *buf, size_t len);
-
-/* A segment of at most this many bytes lives in the job's pack file,
- * spool_dir/pack, at k x STITCH_PACK_SEGMENT_MAX (a sparse file): one file
- * per job instead of one per segment. Creating and deleting a file per
- * tiny segment was the bound on ext4, its inode allocator scanning the
- * inodes it had just freed (bench/README.md). */
-#define STITCH_PACK_SEGMENT_MAX (64u * 1024u)
-/* Where segment k, of seg_bytes bytes, lives: its file in buf and the
- * offset of its first byte in *base. Returns 1 when that is the pack, 0
- * when it is its own file, -1 when the path does not fit. */
-int stitch_spool_place(const char *spool_dir, uint32_t k, size_t seg_bytes, char *buf,
-                       size_t len, int64_t *base);
 
 #endif

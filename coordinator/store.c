@@ -415,34 +415,51 @@ int store_job_output(store *s, const char *job, const char *path, uint64_t bytes
     return store_run(s, &h);
 }
 
-int store_seg_state(store *s, const char *job, uint32_t seg, const char *state, uint32_t attempt,
-                    const char *worker, const char *error, uint64_t render_ms) {
-    char sk[256];
-    store_key(s, sk, sizeof sk, "job:%s:seg:%ld", job, (long)seg);
-    store_argv h = {0};
-    store_arg(&h, "HSET");
-    store_arg(&h, sk);
-    store_arg(&h, "state");
-    store_arg(&h, state);
-    store_arg(&h, "attempt");
-    store_arg_u64(&h, attempt);
+/* HSET of a segment's record: the fields every state change writes. The
+ * key goes in sk (h points into it). */
+static void seg_hset(store *s, store_argv *h, char *sk, size_t sklen, const char *job,
+                     uint32_t seg, const char *state, uint32_t attempt, const char *worker) {
+    store_key(s, sk, sklen, "job:%s:seg:%ld", job, (long)seg);
+    store_arg(h, "HSET");
+    store_arg(h, sk);
+    store_arg(h, "state");
+    store_arg(h, state);
+    store_arg(h, "attempt");
+    store_arg_u64(h, attempt);
     if (worker) {
-        store_arg(&h, "worker");
-        store_arg(&h, worker);
+        store_arg(h, "worker");
+        store_arg(h, worker);
     }
+}
+
+int store_seg_state(store *s, const char *job, uint32_t seg, const char *state, uint32_t attempt,
+                    const char *worker, const char *error) {
+    store_argv h = {0};
+    char sk[256];
+    seg_hset(s, &h, sk, sizeof sk, job, seg, state, attempt, worker);
     if (error) {
         store_arg(&h, "error");
         store_arg(&h, error);
     }
-    uint64_t now = rf_wall_ms();
     if (strcmp(state, "running") == 0) {
         store_arg(&h, "started_ms");
-        store_arg_u64(&h, now);
-    } else if (strcmp(state, "done") == 0) {
-        store_arg(&h, "finished_ms");
-        store_arg_u64(&h, now);
-        store_arg(&h, "render_ms");
-        store_arg_u64(&h, render_ms);
+        store_arg_u64(&h, rf_wall_ms());
+    }
+    return store_run(s, &h);
+}
+
+int store_seg_done(store *s, const char *job, uint32_t seg, uint32_t attempt, const char *worker,
+                   uint64_t render_ms, const char *pack) {
+    store_argv h = {0};
+    char sk[256];
+    seg_hset(s, &h, sk, sizeof sk, job, seg, "done", attempt, worker);
+    store_arg(&h, "finished_ms");
+    store_arg_u64(&h, rf_wall_ms());
+    store_arg(&h, "render_ms");
+    store_arg_u64(&h, render_ms);
+    if (pack) {
+        store_arg(&h, "pack");
+        store_arg(&h, pack);
     }
     return store_run(s, &h);
 }

@@ -114,8 +114,13 @@ int store_job_state(store *s, const char *job, const char *state, const char *er
 int store_job_progress(store *s, const char *job, uint32_t segments_done, uint32_t frames_stitched);
 int store_job_output(store *s, const char *job, const char *path, uint64_t bytes);
 
+/* A segment's state other than done (queued, running, failed...). */
 int store_seg_state(store *s, const char *job, uint32_t seg, const char *state, uint32_t attempt,
-                    const char *worker, const char *error, uint64_t render_ms);
+                    const char *worker, const char *error);
+/* A segment is done: its bytes are durable in the spool, in its own file,
+ * or, when pack is not NULL, at "PACK:OFF" in a pack file (spool.h). */
+int store_seg_done(store *s, const char *job, uint32_t seg, uint32_t attempt, const char *worker,
+                   uint64_t render_ms, const char *pack);
 
 typedef struct store_worker {
     const char *id, *engines, *compute, *hostname, *state;

@@ -22,6 +22,12 @@ real, and each one used to hang or lose a job:
    starts: it must write the record (state done, output size) and not
    render the job again. It also removes the spool directory of a job
    that is over (one a crash left behind).
+4. Tiny segments in shared packs across a crash. Segments of a few KiB go
+   into pack files shared by all jobs (<spool>/.packs), their place kept
+   in Redis. The coordinator is SIGKILLed mid-job: the new one must find
+   the done segments where Redis says, not render them again, produce the
+   fault-free bytes, delete a pack nothing references, and delete the
+   first coordinator's packs once the job that held them is over.
 """
 
 import hashlib
@@ -190,8 +196,64 @@ def test_batch_totals_survive_an_outage():
                     "the coordinator recounted the batch after the outage")
 
 
+def tiny_spec(job_id, path, cost_ms):
+    # 32x16 frames: a 24-frame segment is 18 KiB, so it goes into a pack.
+    return farm.synthetic_spec(job_id, path, frames=144, width=32, height=16, seed=5,
+                               disagreement=0.5, cost_ms=cost_ms, segment_frames=24,
+                               overlap_frames=4, blend="cosine")
+
+
+def test_packed_segments_survive_a_crash():
+    with suite.farm(workers=2, capacity=1, name="packs", coordinator_args=LEASE) as f:
+        ref_out = f.out("packs-ref.y4m")
+        if not f.wait_done(f.submit(tiny_spec("packs-ref", ref_out, 0)), timeout=60):
+            return
+        ref = sha(ref_out)
+        out = f.out("packs.y4m")
+        job = f.submit(tiny_spec("packs", out, cost_ms=40))
+        nseg = 7
+
+        def done():
+            recs = {k: f.redis_hgetall(f"{f.prefix}job:packs:seg:{k}") for k in range(nseg)}
+            return {k: r for k, r in recs.items() if r.get("state") == "done"}
+
+        two = farm.wait_for(lambda: len(done()) >= 2, 20, interval=0.02)
+        if not suite.check(two, "two segments are done in Redis"):
+            return
+        f.kill_coordinator()
+        before = done()
+        suite.check(len(before) < nseg, "the coordinator was killed mid-job", sorted(before))
+        packs_dir = os.path.join(f.spool, ".packs")
+        places = {k: r.get("pack", "") for k, r in before.items()}
+        suite.check(all(re.fullmatch(r"\d+:\d+", p) for p in places.values()),
+                    "each done segment's record says where in which pack it is", places)
+        old_packs = {f"{int(p.split(':')[0]):08d}" for p in places.values() if p}
+        suite.check(old_packs and all(os.path.exists(os.path.join(packs_dir, n)) for n in old_packs),
+                    "those packs are in <spool>/.packs", sorted(os.listdir(packs_dir)))
+        stray = os.path.join(packs_dir, "00000900")  # a crash's leftover nothing references
+        with open(stray, "wb") as fh:
+            fh.write(b"\0" * 4096)
+        f.restart_coordinator()
+        if not f.wait_done(job, timeout=60):
+            return
+        suite.equal(sha(out), ref, "the output is the fault-free bytes")
+        for k, rec in sorted(before.items()):
+            now = f.redis_hgetall(f"{f.prefix}job:packs:seg:{k}")
+            suite.equal((now.get("attempt"), now.get("worker"), now.get("pack")),
+                        (rec.get("attempt"), rec.get("worker"), rec.get("pack")),
+                        f"segment {k}, done before the kill, was not rendered again")
+        suite.check(not os.path.exists(stray), "the new coordinator deleted a pack nothing needs")
+        gone = farm.wait_for(lambda: not any(os.path.exists(os.path.join(packs_dir, n))
+                                             for n in old_packs), 10)
+        suite.check(gone, "the first coordinator's packs are deleted once the job is over",
+                    sorted(os.listdir(packs_dir)))
+        suite.check(not os.path.exists(os.path.join(f.spool, "packs")),
+                    "the job left no spool directory of its own")
+
+
 suite.case(test_ghost_worker_loses_everything)
 suite.case(test_hung_redis_costs_no_lease)
 suite.case(test_final_state_survives_outage_and_crash)
 suite.case(test_batch_totals_survive_an_outage)
+suite.case(test_packed_segments_survive_a_crash)
 sys.exit(suite.finish())

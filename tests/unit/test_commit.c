@@ -4,8 +4,9 @@
  * leaves no part file, without failing the rest of its group; freeing the
  * pool finishes what was queued; a job's directory removal runs after its
  * commits queued before it, so none of them brings the directory back;
- * packed segments land in the job's pack file at their offsets, written
- * again in place, and leave no part file. */
+ * packed segments of several jobs land in shared pack files at their
+ * offsets, the packs (and their directory) made as needed, and leave no
+ * part file; a pack's removal, too, waits for the commits into it. */
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -214,47 +215,52 @@ static void test_from_memory(void **state) {
     assert_int_equal(access(badjob, F_OK), -1);
 }
 
-static void submit_packed(commit_pool *p, const char *dir, const char *pack, uint32_t seg,
-                          uint32_t attempt, int fill, int64_t off) {
+static void submit_packed(commit_pool *p, const char *job, const char *dir, const char *pack,
+                          uint32_t seg, uint32_t attempt, int fill, int64_t off) {
     char part[400];
-    snprintf(part, sizeof part, "%s/seg-%06u.a%u.part", dir, seg, attempt);
+    snprintf(part, sizeof part, "%s/%s/seg-%06u.a%u.part", dir, job, seg, attempt);
     commit_data d = {.fd = -1, .mem = malloc(300), .len = 300, .packed = 1, .pack_off = off};
     assert_non_null(d.mem);
     memset(d.mem, fill, 300);
-    assert_int_equal(commit_submit(p, "job-p", seg, attempt, &d, part, pack, dir), 0);
+    assert_int_equal(commit_submit(p, job, seg, attempt, &d, part, pack, dir), 0);
 }
 
 static void test_packed(void **state) {
     fixture *fx = *state;
-    char dir[300], pack[400];
-    snprintf(dir, sizeof dir, "%s/job-p", fx->dir);
-    snprintf(pack, sizeof pack, "%s/pack", dir);
-    for (uint32_t k = 0; k < 3; k++)
-        submit_packed(fx->pool, dir, pack, k, 1, 'a' + (int)k, (int64_t)k * 65536);
-    submit_packed(fx->pool, dir, pack, 1, 2, 'z', 65536); /* segment 1 again */
-    commit_result all[4];
-    recv_results(fx->pull, all, 4);
-    for (int i = 0; i < 4; i++)
+    char dir[300], pack1[400], pack2[400];
+    snprintf(dir, sizeof dir, "%s/.packs", fx->dir); /* not there yet */
+    snprintf(pack1, sizeof pack1, "%s/00000001", dir);
+    snprintf(pack2, sizeof pack2, "%s/00000002", dir);
+    submit_packed(fx->pool, "job-a", dir, pack1, 0, 1, 'a', 0);
+    submit_packed(fx->pool, "job-b", dir, pack1, 0, 1, 'b', 300);
+    submit_packed(fx->pool, "job-a", dir, pack2, 1, 1, 'c', 0);
+    submit_packed(fx->pool, "job-b", dir, pack1, 1, 1, 'd', 600);
+    submit_packed(fx->pool, "job-a", dir, pack1, 1, 2, 'z', 900); /* job-a 1 again */
+    assert_int_equal(commit_remove(fx->pool, pack2), 0);
+    commit_result all[5];
+    recv_results(fx->pull, all, 5);
+    for (int i = 0; i < 5; i++)
         assert_true(all[i].ok);
-    int fd = open(pack, O_RDONLY);
+    assert_string_equal(all[1].job, "job-b");
+    assert_int_equal(all[4].attempt, 2);
+    commit_pool_free(fx->pool); /* finishes the removal */
+    fx->pool = NULL;
+    assert_int_equal(access(pack2, F_OK), -1);
+    int fd = open(pack1, O_RDONLY);
     assert_true(fd >= 0);
     struct stat st;
     assert_int_equal(fstat(fd, &st), 0);
-    assert_int_equal(st.st_size, 2 * 65536 + 300);
-    const char want[3] = {'a', 'z', 'c'};
-    for (int k = 0; k < 3; k++) {
-        uint8_t buf[302];
-        assert_int_equal(pread(fd, buf, sizeof buf, (off_t)k * 65536 - (k ? 1 : 0)),
-                         k == 2 ? 301 : (ssize_t)sizeof buf);
-        const uint8_t *seg = buf + (k ? 1 : 0);
-        assert_int_equal(seg[0], want[k]);
-        assert_int_equal(seg[299], want[k]);
-        if (k) /* the byte before it is a hole (or another segment's) */
-            assert_int_equal(buf[0], 0);
+    assert_int_equal(st.st_size, 1200);
+    const char want[4] = {'a', 'b', 'd', 'z'};
+    uint8_t buf[1200];
+    assert_int_equal(pread(fd, buf, sizeof buf, 0), 1200);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(buf[i * 300], want[i]);
+        assert_int_equal(buf[i * 300 + 299], want[i]);
     }
     close(fd);
     char part[400];
-    snprintf(part, sizeof part, "%s/seg-000001.a2.part", dir);
+    snprintf(part, sizeof part, "%s/job-a/seg-000001.a2.part", dir);
     assert_int_equal(access(part, F_OK), -1);
 }
 
@@ -275,7 +281,7 @@ static void test_remove_after_commits(void **state) {
                                            jobs[j]), 0);
         }
         if (j == 0)
-            assert_int_equal(commit_remove_dir(fx->pool, jobs[0]), 0);
+            assert_int_equal(commit_remove(fx->pool, jobs[0]), 0);
     }
     commit_result all[80];
     recv_results(fx->pull, all, 80);
@@ -290,7 +296,8 @@ static void test_remove_after_commits(void **state) {
 
 /* Thousands of small segments queued at once (a disk far behind) with few
  * file descriptors to spare: a group opens at most so many files and
- * directories, so every commit still lands. */
+ * directories (a pack once, however many of its segments it holds), so
+ * every commit still lands. */
 static void test_big_backlog_few_fds(void **state) {
     struct rlimit old, low;
     assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
@@ -301,19 +308,28 @@ static void test_big_backlog_few_fds(void **state) {
     const char *dir = fx->dir;
     void *pull = fx->pull;
     commit_pool *p = fx->pool;
-    enum { N = 2000 };
+    enum { N = 3000 };
     char part[400], final[400], sub[300];
     for (unsigned k = 0; k < N; k++) {
-        /* The second half one job each: a group holds a directory open
-         * per job beside a file per segment. */
-        if (k < N / 2)
+        /* The second third one job each: a group holds a directory open
+         * per job beside a file per segment. The last third in two packs,
+         * in turns. */
+        unsigned third = k / (N / 3);
+        if (third == 0)
             snprintf(sub, sizeof sub, "%s", dir);
-        else
+        else if (third == 1)
             snprintf(sub, sizeof sub, "%s/job-%u", dir, k);
+        else
+            snprintf(sub, sizeof sub, "%s/.packs", dir);
         snprintf(part, sizeof part, "%s/s%u.part", sub, k);
         snprintf(final, sizeof final, "%s/s%u.yuv", sub, k);
         commit_data d = {.fd = -1, .mem = calloc(1, 16), .len = 16};
         assert_non_null(d.mem);
+        if (third == 2) {
+            snprintf(final, sizeof final, "%s/0000000%u", sub, 1 + k % 2);
+            d.packed = 1;
+            d.pack_off = (int64_t)(k - 2 * (N / 3)) / 2 * 16;
+        }
         assert_int_equal(commit_submit(p, "job-6", k, 1, &d, part, final, sub), 0);
     }
     commit_result *all = calloc(N, sizeof *all);
@@ -322,6 +338,12 @@ static void test_big_backlog_few_fds(void **state) {
         if (!all[k].ok)
             fail_msg("commit %u failed: %s", k, all[k].msg);
     free(all);
+    for (unsigned i = 1; i <= 2; i++) {
+        struct stat st;
+        snprintf(final, sizeof final, "%s/.packs/0000000%u", dir, i);
+        assert_int_equal(stat(final, &st), 0);
+        assert_int_equal(st.st_size, N / 3 / 2 * 16);
+    }
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
 }
 

@@ -1,9 +1,8 @@
 /* Stitcher: frames come out once each, in order, blended with the
  * planner's weights, whatever order segments become ready in (small
- * segments read from the job's pack file); spool files are left for the
- * coordinator; failures and cancellations leave no output behind. Where a
- * segment lives: small ones in the pack at a fixed stride, bigger ones in
- * a file of their own. */
+ * segments read from where they were put in pack files shared with other
+ * data, big ones from files of their own); spool files are left for the
+ * coordinator; failures and cancellations leave no output behind. */
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,9 +25,13 @@
 
 #define EP "inproc://test-stitch-events"
 
+#define MAX_SEGS 64
+
 typedef struct fixture {
     char dir[64];
-    char spool[128];
+    char spool[128], packs[160];
+    int64_t tail[3];          /* bytes in packs 1 and 2 */
+    spool_loc loc[MAX_SEGS];  /* where write_segment put each segment */
     void *zctx, *pull;
     stitch_pool *pool;
 } fixture;
@@ -39,6 +42,8 @@ static int setup(void **state) {
     assert_non_null(mkdtemp(fx->dir));
     snprintf(fx->spool, sizeof fx->spool, "%s/spool", fx->dir);
     assert_int_equal(rf_mkdirs(fx->spool, 0755), 0);
+    snprintf(fx->packs, sizeof fx->packs, "%s/" SPOOL_PACKS_DIR, fx->dir);
+    assert_int_equal(rf_mkdirs(fx->packs, 0755), 0);
     fx->zctx = zmq_ctx_new();
     fx->pull = zmq_socket(fx->zctx, ZMQ_PULL);
     assert_int_equal(zmq_bind(fx->pull, EP), 0);
@@ -81,19 +86,35 @@ static rf_spec make_spec(const fixture *fx, const char *id, uint32_t frames, uin
 /* Pixel value segment k renders for frame f: segments disagree. */
 static uint8_t value(uint32_t k, uint32_t f) { return (uint8_t)((f * 2 + k * 37) % 251); }
 
-static void write_segment(const char *spool, const plan *p, uint32_t k, size_t fb) {
-    char path[256];
-    int64_t base;
-    assert_true(stitch_spool_place(spool, k, p->seg[k].frames * fb, path, sizeof path, &base) >= 0);
+/* Segment k's frames into the spool as the coordinator puts them: a small
+ * one after whatever is in pack 1 or 2 (by k's parity, other jobs' bytes
+ * in between), a big one in its own file. Its place goes in fx->loc[k]. */
+static void write_segment(fixture *fx, const plan *p, uint32_t k, size_t fb) {
+    assert_true(k < MAX_SEGS);
+    size_t len = p->seg[k].frames * fb;
+    spool_loc loc = {0};
+    if (len <= SPOOL_PACK_SEGMENT_MAX) {
+        loc.pack = 1 + k % 2;
+        fx->tail[loc.pack] += 100; /* someone else's segment */
+        loc.off = fx->tail[loc.pack];
+        fx->tail[loc.pack] += (int64_t)len;
+    }
+    char path[512];
+    assert_int_equal(spool_loc_path(fx->spool, fx->packs, k, loc, path, sizeof path), 0);
     int fd = open(path, O_WRONLY | O_CREAT, 0644);
     assert_true(fd >= 0);
     uint8_t *buf = malloc(fb);
     for (uint32_t i = 0; i < p->seg[k].frames; i++) {
         memset(buf, value(k, p->seg[k].first + i), fb);
-        assert_int_equal(pwrite(fd, buf, fb, (off_t)base + (off_t)(i * fb)), (ssize_t)fb);
+        assert_int_equal(pwrite(fd, buf, fb, (off_t)loc.off + (off_t)(i * fb)), (ssize_t)fb);
     }
     free(buf);
     close(fd);
+    fx->loc[k] = loc;
+}
+
+static void ready(fixture *fx, stitch_job *sj, uint32_t k) {
+    stitch_job_ready(sj, k, fx->loc[k]);
 }
 
 static stitch_event wait_final(fixture *fx, const char *job, int timeout_ms) {
@@ -151,16 +172,16 @@ static void test_blends_in_order_whatever_the_ready_order(void **state) {
     assert_int_equal(plan_new(100, 20, 5, RF_BLEND_LINEAR, &p, err, sizeof err), 0);
     size_t fb = rf_i420_bytes(32, 16);
     stitch_job *sj;
-    assert_int_equal(stitch_job_new(fx->pool, &spec, p, fx->spool, &sj, err, sizeof err), 0);
+    assert_int_equal(stitch_job_new(fx->pool, &spec, p, fx->spool, fx->packs, &sj, err, sizeof err), 0);
     /* Last segment first: nothing can be emitted until segment 0 is in. */
     for (uint32_t k = (uint32_t)p->n; k-- > 1;) {
-        write_segment(fx->spool, p, k, fb);
-        stitch_job_ready(sj, k);
+        write_segment(fx, p, k, fb);
+        ready(fx, sj, k);
     }
     zmq_pollitem_t it = {fx->pull, 0, ZMQ_POLLIN, 0};
     assert_int_equal(zmq_poll(&it, 1, 200), 0);
-    write_segment(fx->spool, p, 0, fb);
-    stitch_job_ready(sj, 0);
+    write_segment(fx, p, 0, fb);
+    ready(fx, sj, 0);
     stitch_event ev = wait_final(fx, "order", 10000);
     assert_int_equal(ev.kind, STITCH_DONE);
     assert_int_equal(ev.frames, 100);
@@ -171,9 +192,8 @@ static void test_blends_in_order_whatever_the_ready_order(void **state) {
     /* Spool files stay for a restarted coordinator (the coordinator removes
      * them with the job), and no partial output remains. */
     for (uint32_t k = 0; k < p->n; k++) {
-        char path[256];
-        int64_t base;
-        stitch_spool_place(fx->spool, k, p->seg[k].frames * fb, path, sizeof path, &base);
+        char path[512];
+        spool_loc_path(fx->spool, fx->packs, k, fx->loc[k], path, sizeof path);
         assert_int_equal(access(path, F_OK), 0);
     }
     char partial[600];
@@ -190,13 +210,17 @@ static void test_missing_spool_file_fails_cleanly(void **state) {
     char err[512];
     assert_int_equal(plan_new(30, 20, 5, RF_BLEND_LINEAR, &p, err, sizeof err), 0);
     stitch_job *sj;
-    assert_int_equal(stitch_job_new(fx->pool, &spec, p, fx->spool, &sj, err, sizeof err), 0);
-    write_segment(fx->spool, p, 0, rf_i420_bytes(32, 16));
-    stitch_job_ready(sj, 0);
-    stitch_job_ready(sj, 1); /* said ready, but its file is not there */
+    assert_int_equal(stitch_job_new(fx->pool, &spec, p, fx->spool, fx->packs, &sj, err, sizeof err), 0);
+    write_segment(fx, p, 0, rf_i420_bytes(32, 16));
+    ready(fx, sj, 0);
+    /* Said ready, but its bytes are not there: past the end of a pack
+     * that exists. */
+    fx->loc[1] = (spool_loc){.pack = 1, .off = 1 << 20};
+    ready(fx, sj, 1);
     stitch_event ev = wait_final(fx, "missing", 10000);
     assert_int_equal(ev.kind, STITCH_FAILED);
     assert_non_null(strstr(ev.msg, "segment 1"));
+    assert_non_null(strstr(ev.msg, "short"));
     assert_int_equal(access(spec.output_path, F_OK), -1);
     char partial[600];
     snprintf(partial, sizeof partial, "%s.partial", spec.output_path);
@@ -212,9 +236,9 @@ static void test_free_midway_leaves_nothing(void **state) {
     char err[512];
     assert_int_equal(plan_new(60, 20, 5, RF_BLEND_LINEAR, &p, err, sizeof err), 0);
     stitch_job *sj;
-    assert_int_equal(stitch_job_new(fx->pool, &spec, p, fx->spool, &sj, err, sizeof err), 0);
-    write_segment(fx->spool, p, 0, rf_i420_bytes(32, 16));
-    stitch_job_ready(sj, 0);
+    assert_int_equal(stitch_job_new(fx->pool, &spec, p, fx->spool, fx->packs, &sj, err, sizeof err), 0);
+    write_segment(fx, p, 0, rf_i420_bytes(32, 16));
+    ready(fx, sj, 0);
     rf_sleep_ms(200); /* the first frames are written to the partial file */
     stitch_job_free(sj);
     char partial[600];
@@ -242,8 +266,9 @@ static void big_job_new(fixture *fx, const char *id, big_job *b) {
     assert_int_equal(plan_new(150, 24, 4, RF_BLEND_LINEAR, &b->p, err, sizeof err), 0);
     b->fb = rf_i420_bytes(b->spec.width, b->spec.height);
     for (uint32_t k = 0; k < b->p->n; k++)
-        write_segment(fx->spool, b->p, k, b->fb);
-    assert_int_equal(stitch_job_new(fx->pool, &b->spec, b->p, fx->spool, &b->sj, err, sizeof err), 0);
+        write_segment(fx, b->p, k, b->fb);
+    assert_int_equal(stitch_job_new(fx->pool, &b->spec, b->p, fx->spool, fx->packs, &b->sj, err,
+                                    sizeof err), 0);
 }
 
 static void big_job_free(big_job *b) {
@@ -262,7 +287,7 @@ static void test_one_thread_per_job_when_ready_during_a_pass(void **state) {
     big_job b;
     big_job_new(fx, "busy", &b);
     for (uint32_t k = 0; k < b.p->n; k++) {
-        stitch_job_ready(b.sj, k);
+        ready(fx, b.sj, k);
         rf_sleep_ms(1);
     }
     stitch_event ev = wait_final(fx, "busy", 60000);
@@ -280,10 +305,10 @@ static void test_finished_job_queued_again_ends_once(void **state) {
     big_job b;
     big_job_new(fx, "again", &b);
     for (uint32_t k = 0; k < b.p->n; k++)
-        stitch_job_ready(b.sj, k);
+        ready(fx, b.sj, k);
     for (int i = 0; i < 30; i++) {
         rf_sleep_ms(1);
-        stitch_job_ready(b.sj, (uint32_t)b.p->n - 1);
+        ready(fx, b.sj, (uint32_t)b.p->n - 1);
     }
     stitch_event ev = wait_final(fx, "again", 60000);
     assert_int_equal(ev.kind, STITCH_DONE);
@@ -300,24 +325,6 @@ static void test_finished_job_queued_again_ends_once(void **state) {
     big_job_free(&b);
 }
 
-static void test_spool_place(void **state) {
-    (void)state;
-    char path[256], own[256];
-    int64_t base = -1;
-    assert_int_equal(stitch_spool_place("/s/j", 3, 384, path, sizeof path, &base), 1);
-    assert_string_equal(path, "/s/j/pack");
-    assert_int_equal(base, 3 * (int64_t)STITCH_PACK_SEGMENT_MAX);
-    assert_int_equal(stitch_spool_place("/s/j", 7, STITCH_PACK_SEGMENT_MAX, path, sizeof path,
-                                        &base), 1);
-    assert_int_equal(base, 7 * (int64_t)STITCH_PACK_SEGMENT_MAX);
-    assert_int_equal(stitch_spool_place("/s/j", 7, STITCH_PACK_SEGMENT_MAX + 1, path, sizeof path,
-                                        &base), 0);
-    stitch_spool_path("/s/j", 7, own, sizeof own);
-    assert_string_equal(path, own);
-    assert_int_equal(base, 0);
-    assert_int_equal(stitch_spool_place("/s/j", 0, 10, path, 5, &base), -1);
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_blends_in_order_whatever_the_ready_order, setup,
@@ -327,7 +334,6 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_one_thread_per_job_when_ready_during_a_pass, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_finished_job_queued_again_ends_once, setup, teardown),
-        cmocka_unit_test(test_spool_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
