@@ -322,7 +322,7 @@ static void drain(coord *c, void *sock, int max, void (*handle)(coord *)) {
 int coord_write_turn(coord *c) {
     coord_workers_flush(c);
     coord_batches_flush(c);
-    coord_jobs_log_flush(c);
+    coord_jobs_flush(c);
     int flushed = store_flush(c->st);
     coord_store_warn(c, flushed, "state");
     coord_finals_settle(c, flushed);

@@ -73,11 +73,14 @@ typedef struct coord_job {
     uint64_t frames_to_render, frames_rendered; /* sums of segment frames */
     uint64_t render_ms;      /* sum of its done segments' render times */
     uint32_t log_lines;      /* lines added to its Redis log (see coord_job_log) */
-    /* Log lines of this turn not yet sent ('\0' after each), and its place
-     * in the coordinator's list of jobs that have some. */
+    /* What this turn changed, sent at its end (coord_jobs_flush): log
+     * lines ('\0' after each) and whether its progress moved; and its
+     * place in the coordinator's list of jobs with something to send. A
+     * job whose segments finish together gets one progress write. */
     char *log_buf;
     size_t log_len, log_cap;
     uint32_t log_n;
+    int progress_dirty;
     struct coord_job *log_prev, *log_next;
     int log_listed;
 } coord_job;
@@ -226,12 +229,16 @@ int coord_job_admit(coord *c, rf_spec *spec, const char *batch, char *err, size_
 /* Pause or resume a job (Redis state "paused", or back to queued/running). */
 void coord_job_pause(coord *c, coord_job *j, int paused);
 /* A job's log line (Redis list <p>job:<id>:log), written with the job's
- * other lines of this turn by coord_jobs_log_flush. */
+ * other lines of this turn by coord_jobs_flush. */
 void coord_job_log(coord *c, coord_job *j, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Write the turn's job log lines: one RPUSH per job instead of one per
- * line (a segment adds two). */
-void coord_jobs_log_flush(coord *c);
+/* Its progress (frames rendered, render time) moved: written once at the
+ * end of the turn by coord_jobs_flush. */
+void coord_job_progressed(coord *c, coord_job *j);
+/* Write what the turn changed in jobs: one RPUSH of log lines per job
+ * instead of one per line (a segment adds two), and one progress write
+ * per job instead of one per segment. */
+void coord_jobs_flush(coord *c);
 /* Reload every unfinished job from Redis (start-up). */
 int coord_jobs_recover(coord *c, char *err, size_t errlen);
 /* End a job: state done | failed | cancelled (output_bytes: the video's

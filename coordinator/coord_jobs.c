@@ -76,6 +76,18 @@ void coord_job_free(coord_job *j) {
     free(j);
 }
 
+/* j on the list of jobs with something to write at the end of the turn. */
+static void job_listed(coord *c, coord_job *j) {
+    if (j->log_listed)
+        return;
+    j->log_listed = 1;
+    j->log_prev = NULL;
+    j->log_next = c->log_jobs;
+    if (c->log_jobs)
+        c->log_jobs->log_prev = j;
+    c->log_jobs = j;
+}
+
 void coord_job_log(coord *c, coord_job *j, const char *fmt, ...) {
     if (!store_available(c->st))
         return;
@@ -99,17 +111,17 @@ void coord_job_log(coord *c, coord_job *j, const char *fmt, ...) {
     memcpy(j->log_buf + j->log_len, line, len);
     j->log_len += len;
     j->log_n++;
-    if (!j->log_listed) {
-        j->log_listed = 1;
-        j->log_prev = NULL;
-        j->log_next = c->log_jobs;
-        if (c->log_jobs)
-            c->log_jobs->log_prev = j;
-        c->log_jobs = j;
-    }
+    job_listed(c, j);
 }
 
-/* Write j's pending log lines and take it off the list. */
+void coord_job_progressed(coord *c, coord_job *j) {
+    if (!store_available(c->st))
+        return; /* the catch-up after the outage writes it (resync_job) */
+    j->progress_dirty = 1;
+    job_listed(c, j);
+}
+
+/* Write j's pending progress and log lines and take it off the list. */
 static void job_log_flush(coord *c, coord_job *j) {
     if (!j->log_listed)
         return;
@@ -120,7 +132,11 @@ static void job_log_flush(coord *c, coord_job *j) {
     if (j->log_next)
         j->log_next->log_prev = j->log_prev;
     j->log_listed = 0;
-    const char **lines = malloc(j->log_n * sizeof *lines);
+    if (j->progress_dirty)
+        coord_store_warn(c, store_job_rendered(c->st, j->spec->id, j->frames_rendered,
+                                               j->render_ms), "progress");
+    j->progress_dirty = 0;
+    const char **lines = j->log_n ? malloc(j->log_n * sizeof *lines) : NULL;
     if (lines) {
         const char *p = j->log_buf;
         for (uint32_t i = 0; i < j->log_n; i++, p += strlen(p) + 1)
@@ -135,7 +151,7 @@ static void job_log_flush(coord *c, coord_job *j) {
     j->log_n = 0;
 }
 
-void coord_jobs_log_flush(coord *c) {
+void coord_jobs_flush(coord *c) {
     while (c->log_jobs)
         job_log_flush(c, c->log_jobs);
 }

@@ -712,8 +712,7 @@ void coord_on_commit(coord *c, const commit_result *res) {
 static void record_rendered(coord *c, coord_job *j, uint32_t k, coord_worker *w,
                             uint64_t render_ms) {
     const plan_segment *ps = &j->plan->seg[k];
-    coord_store_warn(c, store_job_rendered(c->st, j->spec->id, j->frames_rendered, j->render_ms),
-                     "progress");
+    coord_job_progressed(c, j);
     if (j->batch[0])
         coord_batch_rendered(c, j->batch, ps->frames);
     coord_job_log(c, j, "segment %u done by %s in %llu ms (frames %u-%u)", k, j->segs[k].worker,

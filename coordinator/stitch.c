@@ -24,6 +24,12 @@
 #include "encoder.h"
 #include "rf_util.h"
 
+/* Pack files a job keeps open at once: its segments next to one another
+ * were mostly packed together, and a frame needs at most two segments, so
+ * a few descriptors save an open per segment (an open on ext4 costs a
+ * path walk) without holding one per pack of a long job. */
+#define STITCH_PACK_FDS 4
+
 struct stitch_job {
     stitch_pool *pool;
     rf_spec spec; /* copy; prompt/params pointers not used */
@@ -42,7 +48,13 @@ struct stitch_job {
     /* owned by the thread holding the job */
     uint32_t next_frame;
     enc *enc;
-    int *fds; /* per segment, -1 when closed */
+    int *fds; /* per segment in a file of its own, -1 when closed */
+    struct {
+        uint32_t pack; /* 0: unused */
+        int fd;
+        uint64_t used; /* when last read (a counter), for eviction */
+    } packs[STITCH_PACK_FDS]; /* the packs it reads */
+    uint64_t reads;
     uint8_t **bufs; /* max_cover source buffers */
     uint8_t *out;
     uint32_t *q16;
@@ -81,7 +93,36 @@ static void send_event(void *push, const stitch_job *sj, stitch_kind kind, uint6
     zmq_send(push, &ev, sizeof ev, kind == STITCH_PROGRESS ? ZMQ_DONTWAIT : 0);
 }
 
+/* A descriptor of pack `pack`, opened if need be (replacing the least
+ * recently used); -1 with errno set when it cannot be opened. */
+static int pack_fd(stitch_job *sj, uint32_t pack, const char *path) {
+    size_t lru = 0;
+    for (size_t i = 0; i < STITCH_PACK_FDS; i++) {
+        if (sj->packs[i].pack == pack) {
+            sj->packs[i].used = ++sj->reads;
+            return sj->packs[i].fd;
+        }
+        if (sj->packs[i].used < sj->packs[lru].used)
+            lru = i;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (sj->packs[lru].pack)
+        close(sj->packs[lru].fd);
+    sj->packs[lru].pack = pack;
+    sj->packs[lru].fd = fd;
+    sj->packs[lru].used = ++sj->reads;
+    return fd;
+}
+
 static void release_buffers(stitch_job *sj) {
+    for (size_t i = 0; i < STITCH_PACK_FDS; i++)
+        if (sj->packs[i].pack) {
+            close(sj->packs[i].fd);
+            sj->packs[i].pack = 0;
+            sj->packs[i].used = 0;
+        }
     if (sj->fds) {
         for (size_t k = 0; k < sj->plan->n; k++)
             if (sj->fds[k] >= 0)
@@ -129,10 +170,12 @@ static void seg_file(const stitch_job *sj, size_t k, char *buf, size_t len) {
 static int read_frame(stitch_job *sj, size_t k, uint32_t f, uint8_t *buf, char *err, size_t errlen) {
     char path[RF_PATH_MAX + 32];
     int64_t base = sj->loc[k].off;
-    if (sj->fds[k] < 0) {
+    uint32_t pack = sj->loc[k].pack;
+    int fd = pack ? -1 : sj->fds[k];
+    if (fd < 0) {
         seg_file(sj, k, path, sizeof path);
-        sj->fds[k] = open(path, O_RDONLY | O_CLOEXEC);
-        if (sj->fds[k] < 0) {
+        fd = pack ? pack_fd(sj, pack, path) : (sj->fds[k] = open(path, O_RDONLY | O_CLOEXEC));
+        if (fd < 0) {
             snprintf(err, errlen, "stitch: cannot open segment %zu spool file %s: %s", k, path,
                      strerror(errno));
             return -1;
@@ -141,7 +184,7 @@ static int read_frame(stitch_job *sj, size_t k, uint32_t f, uint8_t *buf, char *
     off_t off = (off_t)base + (off_t)(f - sj->plan->seg[k].first) * (off_t)sj->frame_bytes;
     size_t got = 0;
     while (got < sj->frame_bytes) {
-        ssize_t r = pread(sj->fds[k], buf + got, sj->frame_bytes - got, off + (off_t)got);
+        ssize_t r = pread(fd, buf + got, sj->frame_bytes - got, off + (off_t)got);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
