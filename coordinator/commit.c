@@ -17,9 +17,10 @@
  * and the fsync time below which the commit thread does them alone. */
 #define COMMIT_SYNC_THREADS 16
 #define COMMIT_CHEAP_SYNC_US 50
-/* Descriptors a group holds at most: a file per request and its
- * directories (a job's segments share one), and a process may have only
- * so many (1,024 by default). */
+/* Descriptors a group holds at most: a file per request (one per pack,
+ * however many of the group's segments go into it) and its directories (a
+ * job's segments share one), and a process may have only so many (1,024
+ * by default). */
 #define COMMIT_GROUP_MAX 128
 
 typedef struct commit_req {
@@ -91,15 +92,19 @@ static void finish_file(const commit_req *r, int sync_err, commit_result *res) {
 }
 
 /* Open a pack, creating it (and its directory) when it is not there yet:
- * r->created says so, because then its directory must be synced. */
+ * r->created says so, because then its directory must be synced, whatever
+ * becomes of this request (the next one into the pack finds it there). */
 static int open_pack(commit_req *r) {
     const char *path = name_in(r, r->final);
+    const int create = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
     int fd = openat(r->dfd, path, O_WRONLY | O_CLOEXEC);
     if (fd >= 0 || errno != ENOENT)
         return fd;
-    fd = openat(r->dfd, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    fd = openat(r->dfd, path, create, 0644);
     if (fd < 0 && errno == ENOENT && rf_mkdirs(r->dir, 0755) == 0)
-        fd = openat(r->dfd, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        fd = openat(r->dfd, path, create, 0644);
+    if (fd < 0 && errno == EEXIST) /* made meanwhile (commit_now on the loop's thread) */
+        return openat(r->dfd, path, O_WRONLY | O_CLOEXEC);
     r->created = fd >= 0;
     return fd;
 }
@@ -143,11 +148,12 @@ static void commit_file(commit_req *r, commit_result *res) {
     finish_file(r, r->write_err ? 0 : fsync(r->fd) == 0 ? 0 : errno, res);
 }
 
-/* Whether a commit that succeeded changed its directory: a rename, or a
- * pack it created. Appending to a pack that was there changes nothing in
- * it, and most packed commits do just that. */
-static int dir_changed(const commit_req *r) {
-    return !r->packed || r->created;
+/* Whether a commit changed its directory (res: its outcome): a rename, or
+ * a pack it created, even when the write into it failed. Appending to a
+ * pack that was there changes nothing in it, and most packed commits do
+ * just that. */
+static int dir_changed(const commit_req *r, const commit_result *res) {
+    return r->created || (res->ok && !r->packed);
 }
 
 static void sync_dir(const char *dir) {
@@ -180,7 +186,9 @@ void commit_now(const char *job, uint32_t seg, uint32_t attempt, const commit_da
     commit_req r;
     fill_req(&r, job, seg, attempt, d, part, final, dir);
     commit_file(&r, res);
-    if (res->ok && dir_changed(&r))
+    /* A pack the commit thread has just made may not have had its
+     * directory synced yet: this runs beside it (out of memory to queue). */
+    if (dir_changed(&r, res) || (res->ok && r.packed))
         sync_dir(dir);
 }
 
@@ -199,7 +207,7 @@ static void commit_singly(void *push, commit_req *g) {
     for (commit_req *r = g; r; r = r->next) {
         commit_result one;
         commit_file(r, &one);
-        if (one.ok && dir_changed(r))
+        if (dir_changed(r, &one))
             sync_dir(r->dir);
         zmq_send(push, &one, sizeof one, 0);
     }
@@ -278,13 +286,13 @@ static void commit_group(commit_pool *p, void *push, commit_req *g) {
      * (no descriptor to spare then) is opened again for it. */
     i = 0;
     for (const commit_req *r = g; r; r = r->next, i++)
-        if (r->dfd == AT_FDCWD && res[i].ok && dir_changed(r))
+        if (r->dfd == AT_FDCWD && dir_changed(r, &res[i]))
             sync_dir(r->dir);
     size_t nsync = 0;
     for (size_t d = 0; d < ndirs; d++) {
         i = 0;
         for (const commit_req *r = g; r; r = r->next, i++)
-            if (r->dfd == dfds[d] && res[i].ok && dir_changed(r)) {
+            if (r->dfd == dfds[d] && dir_changed(r, &res[i])) {
                 fds[nsync++] = dfds[d];
                 break;
             }
@@ -307,7 +315,7 @@ out:
 static void remove_paths(commit_req *g) {
     while (g) {
         int rc = unlink(g->dir);
-        if (rc != 0 && (errno == EISDIR || errno == EPERM))
+        if (rc != 0 && errno == EISDIR) /* what Linux says of a directory */
             rc = rf_rmtree(g->dir);
         if (rc != 0 && errno != ENOENT)
             rf_warn("commit", "cannot remove from the spool path=%s error=\"%s\"", g->dir,

@@ -20,7 +20,7 @@
  * Small segments are appended to a pack file shared by many jobs
  * (spool.h): the requests of a group that go into one pack share its
  * descriptor and its fsync, and its directory is synced only when the
- * group created the pack.
+ * group created the pack (appending changes nothing in the directory).
  *
  * The thread also removes finished jobs' spool directories and packs
  * nothing needs any more, in queue order: unlinking a job's files costs

@@ -4,10 +4,11 @@
  *
  * Restart. A segment's frames go to a spool file named for its attempt
  * (seg-K.aN.part) and are renamed to seg-K.yuv when the worker says it is
- * done, before Redis records it done; so a segment Redis calls done has its
- * whole file in the spool. Spool files stay until the job's video is
+ * done, or, a small one, are appended to a pack (spool.h), before Redis
+ * records it done with where it is; so a segment Redis calls done has its
+ * whole bytes in the spool. Spool files stay until the job's video is
  * complete: a coordinator started again on the same spool and Redis
- * reloads every unfinished job, keeps every done segment whose file is
+ * reloads every unfinished job, keeps every done segment whose bytes are
  * whole, queues the rest, and stitches from the first frame again, giving
  * the same bytes. The price is disk: a job's raw frames until it is done.
  *
@@ -555,6 +556,8 @@ typedef struct rec_seg {
     char state[16];
     uint32_t attempt, failures;
     char tried[256];
+    char worker[RF_ID_MAX + 1]; /* who rendered it, when done */
+    uint64_t render_ms;
     spool_loc loc; /* pack 0: its own file (or a "pack" field that is no place) */
 } rec_seg;
 
@@ -568,6 +571,10 @@ static void seg_field(void *ctx, const char *name, const char *value) {
         r->failures = (uint32_t)strtoul(value, NULL, 10);
     else if (strcmp(name, "tried") == 0)
         snprintf(r->tried, sizeof r->tried, "%s", value);
+    else if (strcmp(name, "worker") == 0)
+        snprintf(r->worker, sizeof r->worker, "%s", value);
+    else if (strcmp(name, "render_ms") == 0)
+        r->render_ms = strtoull(value, NULL, 10);
     else if (strcmp(name, "pack") == 0 && spool_loc_parse(value, &r->loc) != 0)
         r->loc.pack = 0;
 }
@@ -636,6 +643,10 @@ static int recover_job(coord *c, const rec_job *r, char *err, size_t errlen) {
                 return -2;
             }
             s->loc = rs.loc;
+            /* Kept for the job's results and for a catch-up's rewrite of
+             * the record after an outage. */
+            snprintf(s->worker, sizeof s->worker, "%s", rs.worker);
+            s->render_ms = rs.render_ms;
             s->state = SEG_DONE;
             j->segments_done++;
             j->frames_rendered += j->plan->seg[k].frames;

@@ -268,7 +268,7 @@ static void assign(coord *c, coord_worker *w, coord_job *j, uint32_t k) {
     coord_seg_part_path(j, k, s->attempt, path, sizeof path);
     size_t bytes = (size_t)ps->frames * j->frame_bytes;
     if (bytes <= COORD_MEM_SEGMENT_MAX) {
-        s->fd = -1; /* the commit thread writes it into the job's pack */
+        s->fd = -1; /* the commit thread writes it into a pack */
         if (!(s->mem = malloc(bytes ? bytes : 1))) {
             coord_job_finish(c, j, "failed", "coordinator: out of memory for a segment", 0);
             return;
@@ -594,7 +594,7 @@ static void on_frame(coord *c, coord_worker *w, const Rfarm__Frame *f, rf_parts 
 static void remove_pack(coord *c, uint32_t pack) {
     char path[RF_PATH_MAX + 64];
     if (spool_pack_path(spool_packs_dir(c->packs), pack, path, sizeof path) == 0 &&
-        commit_remove(c->commits, path) != 0)
+        (!c->commits || commit_remove(c->commits, path) != 0))
         unlink(path);
 }
 
@@ -639,7 +639,9 @@ static void on_done(coord *c, coord_worker *w, const Rfarm__SegmentDone *d) {
         int64_t retired = spool_packs_place(c->packs, len, &s->loc);
         if (retired < 0) {
             coord_seg_close(j, k, 1);
-            coord_job_finish(c, j, "failed", "coordinator: out of memory placing a segment", 0);
+            coord_job_finish(c, j, "failed",
+                             "spool: no place for the segment in a pack (out of memory, or of "
+                             "pack numbers: restart the coordinator on an empty spool)", 0);
             return;
         }
         if (retired)

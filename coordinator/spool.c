@@ -6,12 +6,15 @@
  */
 #include "spool.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "rf_spec.h"
@@ -45,25 +48,32 @@ int spool_loc_path(const char *job_dir, const char *packs_dir, uint32_t k, spool
                     : spool_seg_path(job_dir, k, buf, len);
 }
 
-/* A pack file's name: its number, 1 to UINT32_MAX, as spool_pack_path
- * writes it. 0 when name is no pack's. */
+/* A pack file's name: its number, 1 to UINT32_MAX, exactly as
+ * spool_pack_path writes it. 0 when name is no pack's. */
 static uint32_t pack_number(const char *name) {
-    if (strlen(name) < 8 || strspn(name, "0123456789") != strlen(name))
+    if (strlen(name) < 8 || strlen(name) > 10 || strspn(name, "0123456789") != strlen(name))
         return 0;
-    errno = 0;
     unsigned long long v = strtoull(name, NULL, 10);
-    return errno || v > UINT32_MAX ? 0 : (uint32_t)v;
+    char canon[16];
+    if (v == 0 || v > UINT32_MAX)
+        return 0;
+    snprintf(canon, sizeof canon, "%08" PRIu32, (uint32_t)v);
+    return strcmp(canon, name) == 0 ? (uint32_t)v : 0;
 }
 
 int spool_loc_parse(const char *s, spool_loc *loc) {
     char *end;
     errno = 0;
+    if (!isdigit((unsigned char)s[0])) /* strtoull would take spaces and signs */
+        return -1;
     unsigned long long pack = strtoull(s, &end, 10);
-    if (errno || end == s || *end != ':' || pack == 0 || pack > UINT32_MAX)
+    if (errno || *end != ':' || pack == 0 || pack > UINT32_MAX)
         return -1;
     const char *o = end + 1;
+    if (!isdigit((unsigned char)o[0]))
+        return -1;
     long long off = strtoll(o, &end, 10);
-    if (errno || end == o || *end || off < 0)
+    if (errno || *end)
         return -1;
     loc->pack = (uint32_t)pack;
     loc->off = off;
@@ -77,25 +87,38 @@ int spool_packs_new(const char *root, spool_packs **out, char *err, size_t errle
         snprintf(err, errlen, "spool: out of memory");
         return -1;
     }
-    if (rf_fmt(sp->dir, sizeof sp->dir, "%s/" SPOOL_PACKS_DIR, root) != 0) {
-        snprintf(err, errlen, "spool: path too long: %s/" SPOOL_PACKS_DIR, root);
+    /* The longest pack path must fit where the commit thread keeps paths. */
+    char longest[RF_PATH_MAX];
+    if (rf_fmt(sp->dir, sizeof sp->dir, "%s/" SPOOL_PACKS_DIR, root) != 0 ||
+        spool_pack_path(sp->dir, UINT32_MAX, longest, sizeof longest) != 0) {
+        snprintf(err, errlen, "spool: path too long (at most %d bytes with /" SPOOL_PACKS_DIR
+                 "/NNNNNNNNNN): %s", RF_PATH_MAX - 1, root);
         free(sp);
         return -1;
     }
-    sp->next = 1;
+    /* Made here, with the root synced once, so that a pack's creation
+     * later needs only its own directory synced. */
+    if (mkdir(sp->dir, 0755) == 0) {
+        int rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (rfd >= 0) {
+            fsync(rfd);
+            close(rfd);
+        }
+    }
     DIR *d = opendir(sp->dir);
-    if (!d && errno != ENOENT) {
+    if (!d) {
         snprintf(err, errlen, "spool: cannot list %s: %s", sp->dir, strerror(errno));
         free(sp);
         return -1;
     }
-    for (struct dirent *e; d && (e = readdir(d));) {
+    uint32_t highest = 0;
+    for (struct dirent *e; (e = readdir(d));) {
         uint32_t no = pack_number(e->d_name);
-        if (no >= sp->next)
-            sp->next = no == UINT32_MAX ? no : no + 1;
+        if (no > highest)
+            highest = no;
     }
-    if (d)
-        closedir(d);
+    closedir(d);
+    sp->next = highest == UINT32_MAX ? 0 : highest + 1; /* 0: none left */
     *out = sp;
     return 0;
 }
@@ -158,7 +181,7 @@ static void drop_entry(spool_packs *sp, uint32_t pack) {
 int64_t spool_packs_place(spool_packs *sp, size_t len, spool_loc *loc) {
     uint32_t retired = 0;
     if (!sp->cur || (sp->tail > 0 && (uint64_t)sp->tail + len > SPOOL_PACK_BYTES)) {
-        if (!entry(sp, sp->next))
+        if (!sp->next || !entry(sp, sp->next))
             return -1;
         pack_refs *old = sp->cur ? entry(sp, sp->cur) : NULL;
         if (old && old->refs == 0) {
@@ -166,8 +189,7 @@ int64_t spool_packs_place(spool_packs *sp, size_t len, spool_loc *loc) {
             drop_entry(sp, retired);
         }
         sp->cur = sp->next;
-        if (sp->next < UINT32_MAX)
-            sp->next++;
+        sp->next = sp->next == UINT32_MAX ? 0 : sp->next + 1;
         sp->tail = 0;
     }
     pack_refs *e = entry(sp, sp->cur); /* there: made above or when it became cur */

@@ -23,6 +23,11 @@
  * taken its references. A job that stays unfinished for long keeps the
  * packs holding its segments: at most SPOOL_PACK_BYTES per packed segment.
  *
+ * Segments follow one another in a pack, so appending one rewrites the
+ * disk block holding the end of the one before, already durable: like
+ * SQLite's default ("powersafe overwrite"), this counts on a disk not
+ * changing bytes outside the ones written when the power fails.
+ *
  * The handle belongs to the coordinator's loop thread; the files are
  * written by the commit thread (commit.h) and read by the stitcher.
  */
@@ -63,15 +68,17 @@ int spool_loc_parse(const char *s, spool_loc *loc);
 
 typedef struct spool_packs spool_packs;
 
-/* The packs of spool `root`: new segments go into a pack numbered above
- * every pack file already there (what is in those belongs to recovery). */
+/* The packs of spool `root` (its packs' directory made if need be): new
+ * segments go into a pack numbered above every pack file already there
+ * (what is in those belongs to recovery). Fails, saying why, when that
+ * directory cannot be listed or its paths would be too long. */
 int spool_packs_new(const char *root, spool_packs **out, char *err, size_t errlen);
 void spool_packs_free(spool_packs *sp);
 const char *spool_packs_dir(const spool_packs *sp);
 /* Place a segment of len bytes (<= SPOOL_PACK_SEGMENT_MAX) and reference
  * its pack. Returns the number of a pack the caller must now delete (one
  * that filled up with every segment in it already over), or 0; -1 when out
- * of memory (nothing placed). */
+ * of memory or of pack numbers (nothing placed). */
 int64_t spool_packs_place(spool_packs *sp, size_t len, spool_loc *loc);
 /* Reference pack (recovery: a done segment found in it). 0, or -1 when out
  * of memory. */

@@ -198,10 +198,11 @@ static int read_frame(stitch_job *sj, size_t k, uint32_t f, uint8_t *buf, char *
     return 0;
 }
 
-/* Close the spool files of segments that no unemitted frame needs. The
- * files stay until the job is over (the coordinator removes its spool
- * directory then): a coordinator that restarts stitches again from the
- * first frame, without rendering again what was done. */
+/* Close the spool files of segments that no unemitted frame needs (packs
+ * stay open, a few at most, until the job is). The files stay until the
+ * job is over (the coordinator removes its spool directory and the packs
+ * it no longer needs then): a coordinator that restarts stitches again
+ * from the first frame, without rendering again what was done. */
 static void retire_segments(stitch_job *sj) {
     while (sj->closed_upto < sj->plan->n) {
         const plan_segment *s = &sj->plan->seg[sj->closed_upto];

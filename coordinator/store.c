@@ -457,10 +457,10 @@ int store_seg_done(store *s, const char *job, uint32_t seg, uint32_t attempt, co
     store_arg_u64(&h, rf_wall_ms());
     store_arg(&h, "render_ms");
     store_arg_u64(&h, render_ms);
-    if (pack) {
-        store_arg(&h, "pack");
-        store_arg(&h, pack);
-    }
+    /* Always written: a record from an earlier attempt must not point
+     * into a pack this segment is not in. */
+    store_arg(&h, "pack");
+    store_arg(&h, pack ? pack : "");
     return store_run(s, &h);
 }
 

@@ -242,6 +242,11 @@ def test_packed_segments_survive_a_crash():
             suite.equal((now.get("attempt"), now.get("worker"), now.get("pack")),
                         (rec.get("attempt"), rec.get("worker"), rec.get("pack")),
                         f"segment {k}, done before the kill, was not rendered again")
+        sw = f.redis_hgetall(f"{f.prefix}job:packs").get("segment_workers", "")
+        pairs = [p.split(":", 1) for p in sw.split(",") if p]
+        suite.check(len(pairs) == nseg and all(len(p) == 2 and p[1] for p in pairs),
+                    "the job's results name the worker of every segment, those done before the "
+                    "kill too", sw)
         suite.check(not os.path.exists(stray), "the new coordinator deleted a pack nothing needs")
         gone = farm.wait_for(lambda: not any(os.path.exists(os.path.join(packs_dir, n))
                                              for n in old_packs), 10)

@@ -41,7 +41,8 @@ static void test_loc_parse(void **state) {
     assert_int_equal(l.off, 4096);
     assert_int_equal(spool_loc_parse("4294967295:0", &l), 0);
     assert_int_equal(l.pack, 4294967295u);
-    const char *bad[] = {"", "3", "3:", ":5", "0:5", "3:-1", "3:5x", "x:5", "4294967296:0"};
+    const char *bad[] = {"",     "3",     "3:",     ":5",    "0:5",   "3:-1",         "3:5x",
+                         "x:5",  " 3:5",  "+3:5",   "3: 5",  "3:+5",  "4294967296:0", "3:5:6"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         l = (spool_loc){.pack = 77, .off = 77};
         assert_int_equal(spool_loc_parse(bad[i], &l), -1);
@@ -126,6 +127,10 @@ static void test_restart_numbers_and_sweep(void **state) {
     FILE *f = fopen(other, "w");
     assert_non_null(f);
     fclose(f);
+    char odd[256]; /* 7 written another way: not a name of ours, left alone */
+    snprintf(odd, sizeof odd, "%s/000000007", packs);
+    assert_non_null(f = fopen(odd, "w"));
+    fclose(f);
     spool_packs *sp;
     assert_int_equal(spool_packs_new(dir, &sp, err, sizeof err), 0);
     assert_string_equal(spool_packs_dir(sp), packs);
@@ -139,6 +144,7 @@ static void test_restart_numbers_and_sweep(void **state) {
     assert_false(exists(packs, 41));
     assert_true(exists(packs, 7));
     assert_int_equal(access(other, F_OK), 0);
+    assert_int_equal(access(odd, F_OK), 0);
     assert_int_equal(spool_packs_unref(sp, 7), 0);
     assert_int_equal(spool_packs_unref(sp, 7), 1); /* not current: delete */
     spool_packs_free(sp);
@@ -160,6 +166,31 @@ static void test_unlistable_packs_dir_says_why(void **state) {
     rf_rmtree(dir);
 }
 
+/* A root whose packs' paths would not fit is refused up front, and a pack
+ * numbered UINT32_MAX on disk leaves no number for new ones: placing fails
+ * instead of reusing a number. */
+static void test_limits(void **state) {
+    (void)state;
+    char err[256] = "", root[1100];
+    memset(root, 'a', sizeof root - 1);
+    root[0] = '/';
+    root[sizeof root - 1] = '\0';
+    spool_packs *sp;
+    assert_int_equal(spool_packs_new(root, &sp, err, sizeof err), -1);
+    assert_non_null(strstr(err, "too long"));
+
+    char dir[] = "/tmp/rfarm-test-spool-XXXXXX", packs[128];
+    assert_non_null(mkdtemp(dir));
+    snprintf(packs, sizeof packs, "%s/" SPOOL_PACKS_DIR, dir);
+    assert_int_equal(rf_mkdirs(packs, 0755), 0);
+    touch(packs, UINT32_MAX);
+    assert_int_equal(spool_packs_new(dir, &sp, err, sizeof err), 0);
+    spool_loc l;
+    assert_int_equal(spool_packs_place(sp, 10, &l), -1);
+    spool_packs_free(sp);
+    rf_rmtree(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_paths),
@@ -167,6 +198,7 @@ int main(void) {
         cmocka_unit_test(test_place_fills_then_rotates),
         cmocka_unit_test(test_restart_numbers_and_sweep),
         cmocka_unit_test(test_unlistable_packs_dir_says_why),
+        cmocka_unit_test(test_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
