@@ -58,6 +58,11 @@ struct enc {
     uint32_t width, height;
     uint64_t frames;
     int file_open; /* the output file exists and fmt->pb is open */
+    /* Raw video: each frame is lent to libavcodec rather than copied into
+     * e->frame (rawvideo copies it into its packet, wrapped_avframe hands
+     * it to the muxer, which writes it out at once); lent_back says the
+     * last one was returned before enc_write did. */
+    int lend, lent_back;
 };
 
 /* Format a message, append ": <libav's reason>" and return -1. */
@@ -348,7 +353,8 @@ int enc_open(const enc_opts *o, enc **out, char *err, size_t errlen) {
     e->frame->format = AV_PIX_FMT_YUV420P;
     e->frame->width = (int)o->width;
     e->frame->height = (int)o->height;
-    rc = av_frame_get_buffer(e->frame, 0);
+    e->lend = o->codec == RF_CODEC_RAWVIDEO;
+    rc = e->lend ? 0 : av_frame_get_buffer(e->frame, 0);
     if (rc < 0) {
         fail_av(err, errlen, rc, "encoder: cannot allocate a %ux%u frame", o->width, o->height);
         goto fail;
@@ -414,7 +420,52 @@ static int drain_encoder(enc *e, char *err, size_t errlen) {
     }
 }
 
+static void lent_back(void *opaque, uint8_t *data) {
+    (void)data;
+    ((enc *)opaque)->lent_back = 1;
+}
+
+/* A raw frame, lent (e->lend): a copy of a whole frame saved per frame.
+ * Should libavcodec or the muxer ever keep it past this call, the caller's
+ * buffer would change under them: that is an error, not a silent one. */
+static int write_lent(enc *e, const uint8_t *i420, char *err, size_t errlen) {
+    AVFrame *f = e->frame;
+    size_t luma = (size_t)e->width * e->height, chroma = luma / 4;
+    e->lent_back = 0;
+    f->buf[0] = av_buffer_create((uint8_t *)i420, luma + 2 * chroma, lent_back, e,
+                                 AV_BUFFER_FLAG_READONLY);
+    if (!f->buf[0]) {
+        snprintf(err, errlen, "encoder: out of memory");
+        return -1;
+    }
+    f->format = AV_PIX_FMT_YUV420P;
+    f->width = (int)e->width;
+    f->height = (int)e->height;
+    f->data[0] = (uint8_t *)i420;
+    f->data[1] = f->data[0] + luma;
+    f->data[2] = f->data[1] + chroma;
+    f->linesize[0] = (int)e->width;
+    f->linesize[1] = f->linesize[2] = (int)e->width / 2;
+    f->pts = (int64_t)e->frames;
+    int rc = avcodec_send_frame(e->cc, f);
+    av_frame_unref(f);
+    if (rc < 0)
+        return fail_av(err, errlen, rc, "encoder: %s refused frame %llu of %s", e->codec_name,
+                       (unsigned long long)e->frames, e->path);
+    e->frames++;
+    if (drain_encoder(e, err, errlen) != 0)
+        return -1;
+    if (!e->lent_back) {
+        snprintf(err, errlen, "encoder: %s kept frame %llu of %s past its write", e->codec_name,
+                 (unsigned long long)e->frames - 1, e->path);
+        return -1;
+    }
+    return 0;
+}
+
 int enc_write(enc *e, const uint8_t *i420, char *err, size_t errlen) {
+    if (e->lend)
+        return write_lent(e, i420, err, errlen);
     /* The encoder may still hold a reference to the last frame's buffer
      * (frame threading, lookahead); writing into it would change a frame
      * already submitted. */
