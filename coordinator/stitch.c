@@ -68,6 +68,13 @@ struct stitch_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;      /* work queued or stopping */
     pthread_cond_t idle_cv; /* a job stopped being busy */
+    /* Held to create or rename an output file. Jobs' outputs mostly share
+     * a directory, whose lock the kernel holds for either; on ext4 a
+     * create can take ~100 us (the inode allocator's scan), and a second
+     * thread waiting on that lock spins on its CPU. Waiting here sleeps
+     * instead: 4 workers' tiny jobs on ext4 went from ~17,000 to ~20,000
+     * segments/s (bench/README.md). Encoding itself stays parallel. */
+    pthread_mutex_t out_mu;
     stitch_job *q_head, *q_tail;
     int stopping;
     unsigned nthreads;
@@ -237,6 +244,18 @@ static int stitch_pass(stitch_pool *pool, stitch_job *sj, void *push, char *err,
         if (!frame_ready(pool, sj, f, &lo, &hi))
             break;
         if (!sj->enc) {
+            /* The file is made under out_mu; the encoder opens it again
+             * (truncating, no new inode) outside it. */
+            pthread_mutex_lock(&pool->out_mu);
+            int fd = open(sj->partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+            int open_err = errno;
+            pthread_mutex_unlock(&pool->out_mu);
+            if (fd < 0) {
+                snprintf(err, errlen, "stitch: cannot create %s: %s", sj->partial,
+                         strerror(open_err));
+                return -1;
+            }
+            close(fd);
             enc_opts eo = {
                 .path = sj->partial,
                 .container = sj->spec.container,
@@ -290,9 +309,13 @@ static int stitch_pass(stitch_pool *pool, stitch_job *sj, void *push, char *err,
         unlink(sj->partial);
         return -1;
     }
-    if (rename(sj->partial, sj->spec.output_path) != 0) {
+    pthread_mutex_lock(&pool->out_mu);
+    int moved = rename(sj->partial, sj->spec.output_path) == 0;
+    int move_err = errno;
+    pthread_mutex_unlock(&pool->out_mu);
+    if (!moved) {
         snprintf(err, errlen, "stitch: cannot move %s to %s: %s", sj->partial,
-                 sj->spec.output_path, strerror(errno));
+                 sj->spec.output_path, strerror(move_err));
         unlink(sj->partial);
         return -1;
     }
@@ -403,6 +426,7 @@ int stitch_pool_new(void *zctx, const char *event_endpoint, unsigned threads, kn
         return -1;
     }
     pthread_mutex_init(&pool->mu, NULL);
+    pthread_mutex_init(&pool->out_mu, NULL);
     pthread_cond_init(&pool->cv, NULL);
     pthread_cond_init(&pool->idle_cv, NULL);
     if (threads == 0)
@@ -436,6 +460,7 @@ void stitch_pool_free(stitch_pool *pool) {
         pthread_join(pool->threads[i], NULL);
     free(pool->threads);
     pthread_mutex_destroy(&pool->mu);
+    pthread_mutex_destroy(&pool->out_mu);
     pthread_cond_destroy(&pool->cv);
     pthread_cond_destroy(&pool->idle_cv);
     kn_free(pool->kn);
