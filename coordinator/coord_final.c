@@ -30,16 +30,36 @@
 
 /* A record queued this turn: coord_final's strings, owned. */
 struct coord_final_q {
-    char *job, *state, *error, *output, *spool;
+    char *job, *state, *error, *output, *spool, *segment_workers;
     uint32_t *packs;
     size_t npacks;
     uint64_t output_bytes;
     uint32_t segments_done, frames_stitched;
+    uint64_t frames_rendered, render_ms;
+    double duration_s;
     uint64_t failures; /* store_failures when it was queued */
 };
 
 void coord_final_path(const coord *c, const char *job, char *buf, size_t len) {
     rf_fmt(buf, len, "%s/" FINALS_DIR "/%s", c->spool, job);
+}
+
+int coord_final_store(coord *c, const coord_final *f) {
+    int rc = store_job_progress(c->st, f->job, f->segments_done, f->frames_stitched);
+    if (rc == 0)
+        rc = store_job_rendered(c->st, f->job, f->frames_rendered, f->render_ms);
+    if (rc == 0 && f->output_bytes)
+        rc = store_job_output(c->st, f->job, f->output, f->output_bytes);
+    if (rc == 0 && f->segment_workers) {
+        char dur[32];
+        snprintf(dur, sizeof dur, "%.3f", f->duration_s);
+        rc = store_hset(c->st, "job", f->job, "segment_workers", f->segment_workers);
+        if (rc == 0)
+            rc = store_hset(c->st, "job", f->job, "duration_s", dur);
+    }
+    if (rc == 0)
+        rc = store_job_state(c->st, f->job, f->state, f->error && f->error[0] ? f->error : NULL);
+    return rc;
 }
 
 /* 0, or -1 when the record could not be kept either. */
@@ -51,11 +71,13 @@ static int keep_final(coord *c, const coord_final *f) {
     /* A leading '.' is never an id: a temporary left by a crash is skipped. */
     snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, f->job);
     rf_mkdirs(dir, 0755);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "state", f->state, "error",
-                          f->error ? f->error : "", "output", f->output, "output_bytes",
-                          (json_int_t)f->output_bytes, "segments_done",
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s?, s:f}", "state",
+                          f->state, "error", f->error ? f->error : "", "output", f->output,
+                          "output_bytes", (json_int_t)f->output_bytes, "segments_done",
                           (json_int_t)f->segments_done, "frames_stitched",
-                          (json_int_t)f->frames_stitched);
+                          (json_int_t)f->frames_stitched, "frames_rendered",
+                          (json_int_t)f->frames_rendered, "render_ms", (json_int_t)f->render_ms,
+                          "segment_workers", f->segment_workers, "duration_s", f->duration_s);
     int rc = 0;
     if (!o || json_dump_file(o, tmp, JSON_COMPACT) != 0 || rename(tmp, path) != 0) {
         rf_error(LOG, "cannot keep the final state for Redis job=%s state=%s path=%s; its spool "
@@ -92,6 +114,7 @@ static void q_free(struct coord_final_q *q) {
     free(q->error);
     free(q->output);
     free(q->spool);
+    free(q->segment_workers);
     free(q->packs);
 }
 
@@ -114,12 +137,17 @@ static int hold(coord *c, const coord_final *f) {
                                 .output_bytes = f->output_bytes,
                                 .segments_done = f->segments_done,
                                 .frames_stitched = f->frames_stitched,
+                                .frames_rendered = f->frames_rendered,
+                                .render_ms = f->render_ms,
+                                .segment_workers =
+                                    f->segment_workers ? strdup(f->segment_workers) : NULL,
+                                .duration_s = f->duration_s,
                                 .failures = store_failures(c->st),
                                 .npacks = f->npacks};
     if (f->npacks && (q->packs = malloc(f->npacks * sizeof *q->packs)))
         memcpy(q->packs, f->packs, f->npacks * sizeof *q->packs);
     if (!q->job || !q->state || (f->error && !q->error) || !q->output || !q->spool ||
-        (f->npacks && !q->packs)) {
+        (f->npacks && !q->packs) || (f->segment_workers && !q->segment_workers)) {
         q_free(q);
         return -1;
     }
@@ -155,6 +183,10 @@ void coord_finals_settle(coord *c, int flushed) {
                              .output_bytes = q->output_bytes,
                              .segments_done = q->segments_done,
                              .frames_stitched = q->frames_stitched,
+                             .frames_rendered = q->frames_rendered,
+                             .render_ms = q->render_ms,
+                             .segment_workers = q->segment_workers,
+                             .duration_s = q->duration_s,
                              .spool = q->spool};
             kept = keep_final(c, &f) == 0;
         }
@@ -183,16 +215,21 @@ static int write_final(coord *c, const char *job, const char *path) {
         json_decref(o);
         return -1;
     }
-    const char *error = json_string_value(json_object_get(o, "error"));
     const char *output = json_string_value(json_object_get(o, "output"));
-    uint64_t bytes = (uint64_t)json_integer_value(json_object_get(o, "output_bytes"));
-    uint32_t segs = (uint32_t)json_integer_value(json_object_get(o, "segments_done"));
-    uint32_t frames = (uint32_t)json_integer_value(json_object_get(o, "frames_stitched"));
-    int rc = store_job_progress(c->st, job, segs, frames);
-    if (rc == 0 && bytes)
-        rc = store_job_output(c->st, job, output ? output : "", bytes);
-    if (rc == 0)
-        rc = store_job_state(c->st, job, state, error && error[0] ? error : NULL);
+    coord_final f = {
+        .job = job,
+        .state = state,
+        .error = json_string_value(json_object_get(o, "error")),
+        .output = output ? output : "",
+        .output_bytes = (uint64_t)json_integer_value(json_object_get(o, "output_bytes")),
+        .segments_done = (uint32_t)json_integer_value(json_object_get(o, "segments_done")),
+        .frames_stitched = (uint32_t)json_integer_value(json_object_get(o, "frames_stitched")),
+        .frames_rendered = (uint64_t)json_integer_value(json_object_get(o, "frames_rendered")),
+        .render_ms = (uint64_t)json_integer_value(json_object_get(o, "render_ms")),
+        .segment_workers = json_string_value(json_object_get(o, "segment_workers")),
+        .duration_s = json_number_value(json_object_get(o, "duration_s")),
+    };
+    int rc = coord_final_store(c, &f);
     if (rc == 0)
         rc = store_flush(c->st);
     if (rc == 0) {

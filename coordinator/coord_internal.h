@@ -203,7 +203,14 @@ typedef struct coord_final {
     size_t npacks;
     uint64_t output_bytes;
     uint32_t segments_done, frames_stitched;
+    uint64_t frames_rendered, render_ms;
+    /* A done job's results ("k:worker,...", the video's seconds); NULL. */
+    const char *segment_workers;
+    double duration_s;
 } coord_final;
+/* Queue f's writes to the job's Redis record (progress, output, results,
+ * then the state). Returns the first failure's code, or 0. */
+int coord_final_store(coord *c, const coord_final *f);
 /* <spool>/.final/<job>: where a record Redis did not take is kept. */
 void coord_final_path(const coord *c, const char *job, char *buf, size_t len);
 /* f's writes were queued (queued 1) or could not be (0): it is settled by

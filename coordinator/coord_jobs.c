@@ -171,39 +171,26 @@ static void stop_running(coord *c, coord_job *j, uint32_t k) {
 }
 
 /* What a finished job's record adds for people and scripts: who rendered
- * which segment ("k:worker,..."), and the video's duration. */
-static int write_results(coord *c, const coord_job *j) {
+ * which segment ("k:worker,..."; caller frees). NULL when out of memory: a
+ * convenience field, the segment records hold it too. */
+static char *segment_workers(const coord_job *j) {
     size_t cap = j->plan->n * (RF_ID_MAX + 12) + 1;
     char *sw = malloc(cap);
     if (!sw)
-        return 0; /* a convenience field; the segment records hold it too */
+        return NULL;
     size_t len = 0;
     sw[0] = '\0';
     for (size_t k = 0; k < j->plan->n; k++)
         len += (size_t)snprintf(sw + len, cap - len, "%s%zu:%s", len ? "," : "", k,
                                 j->segs[k].worker);
-    char dur[32];
-    snprintf(dur, sizeof dur, "%.3f",
-             (double)j->spec->frames * j->spec->fps_den / (double)j->spec->fps_num);
-    int rc = store_hset(c->st, "job", j->spec->id, "segment_workers", sw);
-    if (rc == 0)
-        rc = store_hset(c->st, "job", j->spec->id, "duration_s", dur);
-    free(sw);
-    return rc;
+    return sw;
 }
 
 void coord_job_finish(coord *c, coord_job *j, const char *state, const char *error,
                       uint64_t output_bytes) {
     rf_info(LOG, "job %s job=%s frames=%u segments=%zu%s%s%s", state, j->spec->id, j->spec->frames,
             j->plan->n, error ? " error=\"" : "", error ? error : "", error ? "\"" : "");
-    int rc = store_job_progress(c->st, j->spec->id, j->segments_done, j->frames_stitched);
-    if (rc == 0 && output_bytes)
-        rc = store_job_output(c->st, j->spec->id, j->spec->output_path, output_bytes);
-    if (rc == 0 && strcmp(state, "done") == 0)
-        rc = write_results(c, j);
-    if (rc == 0)
-        rc = store_job_state(c->st, j->spec->id, state, error);
-    coord_store_warn(c, rc, "job state");
+    char *sw = strcmp(state, "done") == 0 ? segment_workers(j) : NULL;
     /* Its spool directory and its references to packs go once the record
      * is known written (or kept in the spool): at the end of this turn,
      * after the loop's flush. (Out of memory for their list, the packs
@@ -222,8 +209,19 @@ void coord_job_finish(coord *c, coord_job *j, const char *state, const char *err
                      .frames_stitched = j->frames_stitched,
                      .spool = j->spool,
                      .packs = packs,
-                     .npacks = npacks};
+                     .npacks = npacks,
+                     .frames_rendered = j->frames_rendered,
+                     .render_ms = j->render_ms,
+                     .segment_workers = sw,
+                     .duration_s = (double)j->spec->frames * j->spec->fps_den /
+                                   (double)j->spec->fps_num};
+    /* Progress goes with the final record, before the state, not after it
+     * with the turn's other progress writes. */
+    j->progress_dirty = 0;
+    int rc = coord_final_store(c, &f);
+    coord_store_warn(c, rc, "job state");
     coord_finals_add(c, &f, rc == 0);
+    free(sw);
     free(packs);
     coord_store_warn(c, store_event(c->st, state, j->spec->id, -1, NULL, error), "event");
     coord_job_log(c, j, "job %s%s%s", state, error ? ": " : "", error ? error : "");

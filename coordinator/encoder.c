@@ -58,10 +58,11 @@ struct enc {
     uint32_t width, height;
     uint64_t frames;
     int file_open; /* the output file exists and fmt->pb is open */
-    /* Raw video: each frame is lent to libavcodec rather than copied into
-     * e->frame (rawvideo copies it into its packet, wrapped_avframe hands
-     * it to the muxer, which writes it out at once); lent_back says the
-     * last one was returned before enc_write did. */
+    /* Raw video in y4m: each frame is lent to libavcodec rather than
+     * copied into e->frame (wrapped_avframe, which has no threads of its
+     * own, hands it to the muxer, which writes it out at once); lent_back
+     * says the last one was returned before enc_write did. Not rawvideo:
+     * it encodes on threads of its own, which could keep a frame. */
     int lend, lent_back;
 };
 
@@ -353,7 +354,7 @@ int enc_open(const enc_opts *o, enc **out, char *err, size_t errlen) {
     e->frame->format = AV_PIX_FMT_YUV420P;
     e->frame->width = (int)o->width;
     e->frame->height = (int)o->height;
-    e->lend = o->codec == RF_CODEC_RAWVIDEO;
+    e->lend = id == AV_CODEC_ID_WRAPPED_AVFRAME;
     rc = e->lend ? 0 : av_frame_get_buffer(e->frame, 0);
     if (rc < 0) {
         fail_av(err, errlen, rc, "encoder: cannot allocate a %ux%u frame", o->width, o->height);

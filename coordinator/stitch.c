@@ -24,10 +24,11 @@
 #include "encoder.h"
 #include "rf_util.h"
 
-/* Pack files a job keeps open at once: its segments next to one another
- * were mostly packed together, and a frame needs at most two segments, so
- * a few descriptors save an open per segment (an open on ext4 costs a
- * path walk) without holding one per pack of a long job. */
+/* Pack files a job keeps open at once (until it is over): its segments
+ * next to one another were mostly packed together, and a frame needs two
+ * segments unless overlaps exceed half a segment, so a few descriptors
+ * save an open per segment (an open on ext4 costs a path walk) without
+ * holding one per pack of a long job. */
 #define STITCH_PACK_FDS 4
 
 struct stitch_job {
@@ -102,7 +103,7 @@ static void send_event(void *push, const stitch_job *sj, stitch_kind kind, uint6
 
 /* A descriptor of pack `pack`, opened if need be (replacing the least
  * recently used); -1 with errno set when it cannot be opened. */
-static int pack_fd(stitch_job *sj, uint32_t pack, const char *path) {
+static int pack_fd(stitch_job *sj, uint32_t pack, char *path, size_t pathlen) {
     size_t lru = 0;
     for (size_t i = 0; i < STITCH_PACK_FDS; i++) {
         if (sj->packs[i].pack == pack) {
@@ -112,6 +113,7 @@ static int pack_fd(stitch_job *sj, uint32_t pack, const char *path) {
         if (sj->packs[i].used < sj->packs[lru].used)
             lru = i;
     }
+    spool_pack_path(sj->packs_dir, pack, path, pathlen);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
@@ -178,15 +180,15 @@ static int read_frame(stitch_job *sj, size_t k, uint32_t f, uint8_t *buf, char *
     char path[RF_PATH_MAX + 32];
     int64_t base = sj->loc[k].off;
     uint32_t pack = sj->loc[k].pack;
-    int fd = pack ? -1 : sj->fds[k];
-    if (fd < 0) {
+    int fd = pack ? pack_fd(sj, pack, path, sizeof path) : sj->fds[k];
+    if (fd < 0 && !pack) {
         seg_file(sj, k, path, sizeof path);
-        fd = pack ? pack_fd(sj, pack, path) : (sj->fds[k] = open(path, O_RDONLY | O_CLOEXEC));
-        if (fd < 0) {
-            snprintf(err, errlen, "stitch: cannot open segment %zu spool file %s: %s", k, path,
-                     strerror(errno));
-            return -1;
-        }
+        fd = sj->fds[k] = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    if (fd < 0) { /* path: what could not be opened */
+        snprintf(err, errlen, "stitch: cannot open segment %zu spool file %s: %s", k, path,
+                 strerror(errno));
+        return -1;
     }
     off_t off = (off_t)base + (off_t)(f - sj->plan->seg[k].first) * (off_t)sj->frame_bytes;
     size_t got = 0;
@@ -245,9 +247,10 @@ static int stitch_pass(stitch_pool *pool, stitch_job *sj, void *push, char *err,
             break;
         if (!sj->enc) {
             /* The file is made under out_mu; the encoder opens it again
-             * (truncating, no new inode) outside it. */
+             * outside it (briefly taking the directory's lock, but making
+             * no inode). 0666 less the umask, as the encoder would. */
             pthread_mutex_lock(&pool->out_mu);
-            int fd = open(sj->partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+            int fd = open(sj->partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
             int open_err = errno;
             pthread_mutex_unlock(&pool->out_mu);
             if (fd < 0) {
@@ -268,8 +271,10 @@ static int stitch_pass(stitch_pool *pool, stitch_job *sj, void *push, char *err,
                 .preset = sj->spec.preset,
                 .threads = 0,
             };
-            if (enc_open(&eo, &sj->enc, err, errlen) != 0)
+            if (enc_open(&eo, &sj->enc, err, errlen) != 0) {
+                unlink(sj->partial); /* made above; a failed open made nothing else */
                 return -1;
+            }
         }
         const uint8_t *frame;
         if (lo == hi) {

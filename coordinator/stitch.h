@@ -7,8 +7,8 @@
  * segment covering it has finished: a frame covered by one segment is
  * copied, a frame in an overlap is blended with the planner's weights (the
  * blend kernel, C or CUDA). Frames go to the encoder as they are made, and
- * a segment's spool file is closed once every frame it covers has been
- * emitted. Memory therefore stays at a few frames per job however long the
+ * a segment's own spool file is closed once every frame it covers has been
+ * emitted (a job keeps up to four pack files open until it is over). Memory therefore stays at a few frames per job however long the
  * video is. The spool files themselves stay until the job is over (the
  * coordinator deletes them), so that a restarted coordinator can stitch
  * the job again without rendering it again.

@@ -154,6 +154,16 @@ def test_final_state_survives_outage_and_crash():
         suite.equal((rec.get("state"), rec.get("output_bytes"), rec.get("frames_stitched")),
                     ("done", str(bytes_out), "120"),
                     "Redis has the final record: (state, output_bytes, frames_stitched)")
+        sw = [p.split(":", 1) for p in rec.get("segment_workers", "").split(",") if p]
+        suite.check(len(sw) == 6 and all(len(p) == 2 and p[1] for p in sw),
+                    "the kept record also brought the job's results (a worker per segment)",
+                    rec.get("segment_workers"))
+        suite.check(rec.get("frames_rendered") == rec.get("frames_to_render") and
+                    int(rec.get("render_ms", "0")) > 0 and rec.get("duration_s") == "5.000",
+                    "and its progress and duration: frames_rendered = frames_to_render, "
+                    "render_ms > 0, duration_s 5.000",
+                    {k: rec.get(k) for k in ("frames_rendered", "frames_to_render", "render_ms",
+                                             "duration_s")})
         suite.check(not os.path.exists(final), "the kept final record is gone once written")
         suite.check(re.search(r"final state written job=final state=done",
                               f.coordinator.log_text()),
