@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "coord.h"
 #include "rf_util.h"
@@ -84,6 +85,37 @@ static int load_token(const char *file, char *buf, size_t len) {
         snprintf(buf, len, "%s", getenv("RFARM_HTTP_TOKEN"));
     }
     return 0;
+}
+
+/* Open files the coordinator asks for: a segment being written, a commit
+ * group's files, a stitching job's spool files and packs, a connection per
+ * worker and per HTTP client; a farm of hundreds of workers needs
+ * thousands, where a shell's default soft limit is often 1,024. */
+#define OPEN_FILES_WANTED 65536
+#define OPEN_FILES_ENOUGH 4096
+
+/* Raise the soft limit on open files towards the hard one, and say so: the
+ * error a farm would otherwise hit mid-run (EMFILE) is far from its cause. */
+static void raise_open_files(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > OPEN_FILES_WANTED
+                      ? OPEN_FILES_WANTED
+                      : rl.rlim_max;
+    rlim_t was = rl.rlim_cur;
+    if (was != RLIM_INFINITY && was < want) {
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            rf_info("coordinator", "open files limit raised from=%llu to=%llu",
+                    (unsigned long long)was, (unsigned long long)want);
+        else
+            rl.rlim_cur = was;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < OPEN_FILES_ENOUGH)
+        rf_warn("coordinator", "open files limit is %llu (hard limit %llu): a big farm needs "
+                               "more; raise the hard limit (ulimit -Hn, LimitNOFILE=)",
+                (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
 }
 
 int main(int argc, char **argv) {
@@ -201,6 +233,7 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    raise_open_files();
     char err[1024];
     coord *c;
     if (coord_new(&cfg, &c, err, sizeof err) != 0) {

@@ -13,6 +13,9 @@ must never find it stuck. Three cases:
    frames; then SIGTERM to the workers: their queues to the coordinator are
    full and nobody reads them, yet each one exits 0 once its drain deadline
    has passed, instead of hanging in a send.
+4. Started with a low limit on open files (soft 256, as a shell's default
+   of 1,024 is for a big farm), the coordinator raises it towards the hard
+   limit and says so, and renders as usual.
 """
 
 import os
@@ -106,7 +109,28 @@ def test_workers_exit_when_coordinator_is_gone():
                         f"{name} handed its segments back at the drain deadline")
 
 
+def test_coordinator_raises_open_files_limit():
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 256:
+        print(f"   (skipped: the hard limit on open files is {hard})")
+        return
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))  # the farm's processes inherit it
+    try:
+        with suite.farm(workers=1, name="nofile") as f:
+            want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+            line = re.search(r"open files limit raised from=(\d+) to=(\d+)", f.coordinator.log_text())
+            suite.equal(line.groups() if line else None, ("256", str(want)),
+                        "the coordinator raised its open files limit: (from, to)")
+            out = f.out("nofile.y4m")
+            job = f.submit(farm.synthetic_spec("nofile", out, frames=24, width=32, height=16))
+            suite.check(f.wait_done(job, timeout=30), "and renders a job as usual")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 suite.case(test_sigint_idle_worker)
 suite.case(test_sigterm_mid_segment_delivers_it)
 suite.case(test_workers_exit_when_coordinator_is_gone)
+suite.case(test_coordinator_raises_open_files_limit)
 sys.exit(suite.finish())
