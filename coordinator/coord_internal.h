@@ -278,6 +278,11 @@ void coord_workers_forgive(coord *c, uint64_t stall_ms);
 void coord_worker_drop_slot(coord_worker *w, const char *job, uint32_t seg);
 /* Tell worker w to stop segment k of j (its current attempt). */
 void coord_cancel_attempt(coord *c, coord_worker *w, const coord_job *j, uint32_t k);
+void coord_workers_resync(coord *c);
+/* Write the records of workers that changed this turn. */
+void coord_workers_flush(coord *c);
+
+/* coord_health.c */
 /* Failure bookkeeping: a failed attempt by `worker` of job j; a segment
  * rendered by `worker` after others had failed it. */
 void coord_health_failed(coord *c, coord_job *j, const char *worker, const char *error);
@@ -285,9 +290,6 @@ void coord_health_rendered(coord *c, coord_job *j, uint32_t k, const char *worke
 /* Whether a worker may take segments of j now (not quarantined, not kept
  * from j unless no one else can run it). */
 int coord_worker_may_run(coord *c, const coord_worker *w, const coord_job *j);
-void coord_workers_resync(coord *c);
-/* Write the records of workers that changed this turn. */
-void coord_workers_flush(coord *c);
 void coord_health_free_all(coord *c);
 /* The comma-separated unfinished jobs a worker is kept from. */
 void coord_worker_kept_from(coord *c, const char *worker, char *buf, size_t len);
