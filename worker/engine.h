@@ -35,6 +35,12 @@ typedef struct engine_segment {
  * rf_i420_bytes(width, height) bytes. The buffer is only valid during the
  * call. Return 0 to go on, non-zero to make the engine stop and return -1. */
 typedef int (*engine_frame_fn)(void *ctx, uint32_t abs_frame, const uint8_t *pixels, size_t len);
+/* Optional: a buffer of len bytes to render the next frame into and pass
+ * to the frame callback, which then takes it over (the worker sends it
+ * without copying it). Asked again before that frame was passed (a failed
+ * frame), it hands out the same buffer. NULL, or a NULL result: the engine
+ * uses a buffer of its own. */
+typedef uint8_t *(*engine_buffer_fn)(void *ctx, size_t len);
 
 /* Receives a line the engine wants in the job's log (the exec engine's
  * stderr, line by line). May be NULL. */
@@ -53,6 +59,7 @@ void engine_cache_free(engine_cache *c);
 
 typedef struct engine_io {
     engine_frame_fn frame;
+    engine_buffer_fn buffer; /* may be NULL */
     engine_log_fn log;
     void *ctx;
     const atomic_int *stop; /* non-zero: abandon the segment soon (cancel, shutdown) */

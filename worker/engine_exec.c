@@ -566,7 +566,12 @@ static int pump_frames(exec_run *r, const engine_segment *seg, int *abandoned, c
         goto out;
     }
     for (;;) {
-        int fr = rf_y4m_read_frame(rd, buf, info->frame_bytes, rerr, sizeof rerr);
+        /* Read straight into the worker's buffer when it lends one: the
+         * frame then leaves without another copy. */
+        uint8_t *into = r->io->buffer ? r->io->buffer(r->io->ctx, info->frame_bytes) : NULL;
+        if (!into)
+            into = buf;
+        int fr = rf_y4m_read_frame(rd, into, info->frame_bytes, rerr, sizeof rerr);
         if (fr < 0) {
             if (r->stopped || r->timed_out) {
                 snprintf(err, errlen, "%s", rerr);
@@ -593,7 +598,7 @@ static int pump_frames(exec_run *r, const engine_segment *seg, int *abandoned, c
             goto out;
         }
         uint32_t f = seg->first_frame + got;
-        if (r->io->frame && r->io->frame(r->io->ctx, f, buf, info->frame_bytes) != 0) {
+        if (r->io->frame && r->io->frame(r->io->ctx, f, into, info->frame_bytes) != 0) {
             snprintf(err, errlen, "exec: the frame receiver stopped the segment at frame %u", f);
             goto out;
         }

@@ -497,8 +497,11 @@ int engine_synthetic_render(const engine_segment *seg, const engine_io *io, char
             break;
         }
         uint32_t f = seg->first_frame + i;
-        scene_draw(&sc, f, buf);
-        if (io->frame && io->frame(io->ctx, f, buf, len) != 0) {
+        uint8_t *out = io->buffer ? io->buffer(io->ctx, len) : NULL;
+        if (!out)
+            out = buf;
+        scene_draw(&sc, f, out);
+        if (io->frame && io->frame(io->ctx, f, out, len) != 0) {
             snprintf(err, errlen, "synthetic: the frame receiver stopped the segment at frame %u", f);
             rc = -1;
             break;

@@ -1,5 +1,6 @@
-/* worker — the render worker's threads and its conversation with the
- * coordinator. See worker.h for the design. */
+/* worker — the render worker's main thread: its conversation with the
+ * coordinator, and the slots it gives segments to (their render threads
+ * are in worker_render.c). See worker.h for the design. */
 #include "worker.h"
 
 #include <errno.h>
@@ -12,255 +13,10 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "engine.h"
 #include "rf_util.h"
 #include "rf_wire.h"
 #include "rfarm.pb-c.h"
-
-#define LOG "worker"
-#define MAX_SLOTS 64
-
-/* What travels from a render thread to the main thread: a tag part, then
- * the WorkerMsg (and pixels) to forward as they are. */
-enum { TAG_FRAME = 'F', TAG_LOG = 'L', TAG_END = 'E' };
-/* Engine stderr lines sent to the job's log per segment; the rest stays in
- * the worker's own log (the failure reason carries the tail anyway). */
-#define LOG_LINES_FORWARDED 100
-
-/* A slot's render thread is started the first time the slot is used and
- * kept until the worker stops: starting a thread and its inproc socket for
- * every segment cost more than rendering a small one. The main thread
- * hands a slot its next segment only after the thread's end message, so
- * the two never touch the assignment at the same time. */
-typedef struct slot {
-    int in_use;
-    int finished; /* the thread sent its end message */
-    int started;  /* its thread runs */
-    int credited; /* its end message granted the slot's credit back */
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int go, quit; /* under mu: a segment to render; the thread must end */
-    atomic_int stop;
-    struct worker *w;
-    unsigned index;
-    /* the assignment (strings owned) */
-    char *job_id, *prompt, *engine, *params;
-    char *spool_part; /* NULL: frames go over the socket */
-    atomic_uint frames_in_spool; /* of this segment, written there by the thread */
-    engine_segment seg;
-    uint32_t epoch; /* the coordinator's, from the Assign */
-    uint64_t started_ms;
-    unsigned log_lines; /* engine lines forwarded for this segment */
-} slot;
-
-struct worker {
-    worker_config cfg;
-    char id[65];
-    char engines[256];
-    char endpoint[64];
-    void *zctx, *dealer, *pull;
-    kn_ctx *kn;
-    engine_cache *cache; /* what engines keep between segments (loaded models) */
-    unsigned heartbeat_ms;
-    slot slots[MAX_SLOTS];
-    unsigned busy;
-    uint64_t segments_done;
-    int draining; /* stopping: no new work is taken */
-    /* Control messages that could not be sent yet (the coordinator is away
-     * and the socket's queue is full): retried by flush_control. */
-    int hello_owed;
-    unsigned credit_owed;
-    int spool_shared; /* it found the coordinator's spool key (Welcome.spool) */
-    int spool_checked; /* a Welcome has been seen: say what it found once */
-    int beat_now;     /* send a heartbeat on this turn */
-};
-
-/* ---- render thread ---- */
-
-typedef struct render_ctx {
-    slot *s;
-    void *push;
-    int spool_fd; /* the segment's spool file, -1: send pixels */
-} render_ctx;
-
-/* Write a frame into the spool file at its place. 0, or -1 (errno). */
-static int spool_write(int fd, const uint8_t *px, size_t len, off_t off) {
-    size_t done = 0;
-    while (done < len) {
-        ssize_t r = pwrite(fd, px + done, len - done, off + (off_t)done);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            if (r == 0)
-                errno = EIO;
-            return -1;
-        }
-        done += (size_t)r;
-    }
-    return 0;
-}
-
-static int send_tag(void *push, unsigned slot_index, char tag) {
-    unsigned char t[2] = {(unsigned char)slot_index, (unsigned char)tag};
-    return rf_wire_send_bytes(push, t, 2, 1);
-}
-
-static int on_frame(void *ctx, uint32_t abs_frame, const uint8_t *pixels, size_t len) {
-    render_ctx *rc = ctx;
-    slot *s = rc->s;
-    Rfarm__Frame f = RFARM__FRAME__INIT;
-    f.job_id = s->job_id;
-    f.segment = s->seg.segment;
-    f.attempt = s->seg.attempt;
-    f.frame = abs_frame;
-    f.epoch = s->epoch;
-    if (rc->spool_fd >= 0) {
-        off_t off = (off_t)(abs_frame - s->seg.first_frame) * (off_t)len;
-        if (spool_write(rc->spool_fd, pixels, len, off) == 0) {
-            f.in_spool = 1;
-            atomic_fetch_add(&s->frames_in_spool, 1);
-        } else {
-            /* A full or failing disk here need not fail the segment: the
-             * coordinator writes what it is sent. */
-            rf_warn(LOG, "spool write failed, sending frames instead job=%s seg=%u file=%s "
-                         "error=\"%s\"", s->job_id, s->seg.segment, s->spool_part, strerror(errno));
-            close(rc->spool_fd);
-            rc->spool_fd = -1;
-        }
-    }
-    Rfarm__WorkerMsg m = RFARM__WORKER_MSG__INIT;
-    m.body_case = RFARM__WORKER_MSG__BODY_FRAME;
-    m.frame = &f;
-    if (send_tag(rc->push, s->index, TAG_FRAME) != 0 ||
-        rf_wire_send_pb(rc->push, &m.base, !f.in_spool) != 0 ||
-        (!f.in_spool && rf_wire_send_bytes(rc->push, pixels, len, 0) != 0))
-        return -1;
-    return atomic_load(&s->stop) ? -1 : 0;
-}
-
-static void on_log(void *ctx, const char *line) {
-    render_ctx *rc = ctx;
-    slot *s = rc->s;
-    rf_info(LOG, "engine output job=%s seg=%u line=\"%s\"", s->job_id, s->seg.segment, line);
-    if (s->log_lines++ >= LOG_LINES_FORWARDED)
-        return;
-    Rfarm__EngineLog l = RFARM__ENGINE_LOG__INIT;
-    l.job_id = s->job_id;
-    l.segment = s->seg.segment;
-    l.attempt = s->seg.attempt;
-    l.line = (char *)line;
-    Rfarm__WorkerMsg m = RFARM__WORKER_MSG__INIT;
-    m.body_case = RFARM__WORKER_MSG__BODY_LOG;
-    m.log = &l;
-    if (send_tag(rc->push, s->index, TAG_LOG) == 0)
-        rf_wire_send_pb(rc->push, &m.base, 0);
-}
-
-/* Render the slot's segment and send its end message: SegmentDone or
- * SegmentFailed. */
-static void render_one(slot *s, render_ctx *rc) {
-    engine_io io = {.frame = on_frame,
-                    .log = on_log,
-                    .ctx = rc,
-                    .stop = &s->stop,
-                    .cache = s->w->cache};
-    char err[2048] = "";
-    rc->spool_fd = -1;
-    if (s->spool_part) {
-        /* The coordinator made the file; no O_CREAT: a path that is not
-         * there is not the spool it means. */
-        rc->spool_fd = open(s->spool_part, O_WRONLY | O_CLOEXEC);
-        if (rc->spool_fd < 0)
-            rf_warn(LOG, "cannot open the spool file, sending frames instead job=%s seg=%u "
-                         "file=%s error=\"%s\"", s->job_id, s->seg.segment, s->spool_part,
-                    strerror(errno));
-    }
-    uint64_t t0 = rf_mono_ms();
-    int r = engine_render(s->engine, &s->seg, &io, err, sizeof err);
-    uint64_t ms = rf_mono_ms() - t0;
-    if (rc->spool_fd >= 0)
-        close(rc->spool_fd);
-
-    Rfarm__WorkerMsg m = RFARM__WORKER_MSG__INIT;
-    Rfarm__SegmentDone d = RFARM__SEGMENT_DONE__INIT;
-    Rfarm__SegmentFailed f = RFARM__SEGMENT_FAILED__INIT;
-    if (r == 0) {
-        d.job_id = s->job_id;
-        d.segment = s->seg.segment;
-        d.attempt = s->seg.attempt;
-        d.epoch = s->epoch;
-        d.frames = s->seg.frames;
-        d.render_ms = ms;
-        m.body_case = RFARM__WORKER_MSG__BODY_DONE;
-        m.done = &d;
-    } else {
-        f.job_id = s->job_id;
-        f.segment = s->seg.segment;
-        f.attempt = s->seg.attempt;
-        f.epoch = s->epoch;
-        f.error = err;
-        m.body_case = RFARM__WORKER_MSG__BODY_FAILED;
-        m.failed = &f;
-    }
-    send_tag(rc->push, s->index, TAG_END);
-    rf_wire_send_pb(rc->push, &m.base, 0);
-}
-
-static void *render_thread(void *arg) {
-    slot *s = arg;
-    render_ctx rc = {.s = s, .push = zmq_socket(s->w->zctx, ZMQ_PUSH)};
-    int hwm = 4; /* frames in flight between this thread and the main one */
-    zmq_setsockopt(rc.push, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    int linger = 0;
-    zmq_setsockopt(rc.push, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_connect(rc.push, s->w->endpoint);
-    pthread_mutex_lock(&s->mu);
-    for (;;) {
-        while (!s->go && !s->quit)
-            pthread_cond_wait(&s->cv, &s->mu);
-        if (!s->go)
-            break;
-        s->go = 0;
-        pthread_mutex_unlock(&s->mu);
-        render_one(s, &rc);
-        pthread_mutex_lock(&s->mu);
-    }
-    pthread_mutex_unlock(&s->mu);
-    zmq_close(rc.push);
-    return NULL;
-}
-
-/* Give slot s its segment (filled in by the caller). */
-static int slot_start(slot *s) {
-    if (!s->started) {
-        if (pthread_create(&s->thread, NULL, render_thread, s) != 0)
-            return -1;
-        s->started = 1;
-    }
-    pthread_mutex_lock(&s->mu);
-    s->go = 1;
-    pthread_mutex_unlock(&s->mu);
-    /* Signalled after the unlock: a thread woken while the mutex is still
-     * held only blocks on it again, one more switch per segment. */
-    pthread_cond_signal(&s->cv);
-    return 0;
-}
-
-/* Stop slot s's thread for good (it has no segment, or has been told to
- * stop and sent its end message). */
-static void slot_quit(slot *s) {
-    if (!s->started)
-        return;
-    pthread_mutex_lock(&s->mu);
-    s->quit = 1;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-    pthread_join(s->thread, NULL);
-    s->started = 0;
-}
-
-/* ---- main thread ---- */
+#include "worker_internal.h"
 
 /* The dealer never blocks (ZMQ_SNDTIMEO 0): a coordinator that is away
  * must not freeze the loop that watches signals and render threads.
@@ -422,7 +178,7 @@ static void on_assign(worker *w, const Rfarm__Assign *a) {
     s->in_use = 1;
     s->finished = 0;
     s->started_ms = rf_mono_ms();
-    if (slot_start(s) != 0) {
+    if (worker_slot_start(s) != 0) {
         slot_clear(s);
         send_failed(w, a, "worker cannot start a render thread");
         send_credit(w, 1);
@@ -731,7 +487,18 @@ int worker_new(const worker_config *cfg, worker **out, char *err, size_t errlen)
         free(w);
         return -1;
     }
+    /* Enough for every frame that can be on its way at once (4 queued
+     * per render thread, 16 in the coordinator's socket), so that steady
+     * sending allocates nothing; at most 64. */
+    unsigned keep = 4 * cfg->capacity + 20;
     if (engine_cache_new(&w->cache, err, errlen) != 0) {
+        kn_free(w->kn);
+        free(w);
+        return -1;
+    }
+    if (!(w->frames = fpool_new(keep < 64 ? keep : 64))) {
+        snprintf(err, errlen, "worker: out of memory");
+        engine_cache_free(w->cache);
         kn_free(w->kn);
         free(w);
         return -1;
@@ -784,7 +551,7 @@ void worker_free(worker *w) {
         slot_clear(s);
     }
     for (unsigned i = 0; i < MAX_SLOTS; i++) {
-        slot_quit(&w->slots[i]);
+        worker_slot_quit(&w->slots[i]);
         pthread_mutex_destroy(&w->slots[i].mu);
         pthread_cond_destroy(&w->slots[i].cv);
     }
@@ -796,6 +563,8 @@ void worker_free(worker *w) {
         zmq_ctx_term(w->zctx);
     /* After every render thread is joined: nothing leases from it now. */
     engine_cache_free(w->cache);
+    /* After the context: ZeroMQ has given back every buffer it held. */
+    fpool_free(w->frames);
     kn_free(w->kn);
     free(w);
 }

@@ -73,8 +73,10 @@ def test_sigterm_mid_segment_delivers_it():
         log = w0.log_text()
         suite.check(re.search(rf"segment finished job=drain seg={seg}\b", log),
                     f"w0 finished segment {seg} before exiting")
-        suite.check(re.search(rf"segment done job=drain seg={seg} attempt=1 worker=w0",
-                              f.coordinator.log_text()),
+        # Its commit (an fsync on the coordinator's commit thread) may end
+        # a little after the worker has.
+        suite.check(wait_log(f.coordinator, rf"segment done job=drain seg={seg} attempt=1 worker=w0",
+                             10),
                     f"the coordinator accepted segment {seg} from w0 (attempt 1)")
         suite.equal(len(re.findall(r"segment started job=drain", log)), 1,
                     "w0 took no new segment after SIGTERM")
@@ -114,6 +116,9 @@ def test_coordinator_raises_open_files_limit():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard <= 256:
         print(f"   (skipped: the hard limit on open files is {hard})")
+        return
+    if os.environ.get("RFARM_E2E_WRAP"):
+        print("   (skipped: under RFARM_E2E_WRAP the tool, valgrind say, owns the limit)")
         return
     resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))  # the farm's processes inherit it
     try:

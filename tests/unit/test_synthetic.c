@@ -115,6 +115,54 @@ static void test_same_inputs_same_bytes(void **state) {
     free(c.cap.pixels);
 }
 
+/* The worker lends its buffers (engine_io.buffer): every frame is drawn
+ * whole into the buffer lent for it (poisoned beforehand) and delivered
+ * from there, with the same bytes as when drawing into the engine's own. */
+typedef struct lender {
+    capture cap;
+    uint8_t *buf;
+    size_t asked, from_lent;
+} lender;
+
+static uint8_t *lend(void *ctx, size_t len) {
+    lender *l = ctx;
+    assert_int_equal(len, l->cap.frame_len);
+    memset(l->buf, 0xAA, len);
+    l->asked++;
+    return l->buf;
+}
+
+static int on_lent_frame(void *ctx, uint32_t abs_frame, const uint8_t *pixels, size_t len) {
+    lender *l = ctx;
+    l->from_lent += pixels == l->buf;
+    return on_frame(&l->cap, abs_frame, pixels, len);
+}
+
+static void test_draws_into_lent_buffers(void **state) {
+    (void)state;
+    run a = {0};
+    render(&a, 96, 64, 7, 1, 30, 8, "{\"disagreement\": 0.3}", NULL);
+    assert_int_equal(a.rc, 0);
+    lender l = {.cap = {.frame_len = a.cap.frame_len, .cap_frames = 8}};
+    l.cap.pixels = malloc(8 * l.cap.frame_len);
+    l.buf = malloc(l.cap.frame_len);
+    assert_non_null(l.cap.pixels);
+    assert_non_null(l.buf);
+    engine_segment seg = {.job_id = "job-test", .segment = 1, .attempt = 1, .first_frame = 30,
+                          .frames = 8, .job_frames = 38, .width = 96, .height = 64,
+                          .fps_num = 24, .fps_den = 1, .seed = 7, .prompt = "",
+                          .params_json = "{\"disagreement\": 0.3}"};
+    engine_io io = {.frame = on_lent_frame, .buffer = lend, .ctx = &l};
+    char err[256];
+    assert_int_equal(engine_render("synthetic", &seg, &io, err, sizeof err), 0);
+    assert_int_equal(l.asked, 8);
+    assert_int_equal(l.from_lent, 8);
+    assert_memory_equal(a.cap.pixels, l.cap.pixels, 8 * a.cap.frame_len);
+    free(l.buf);
+    free(l.cap.pixels);
+    free(a.cap.pixels);
+}
+
 /* Disagreement 0 (given or by default): frame f is the same bytes
  * whichever segment renders it, so overlaps agree exactly. */
 static void test_no_disagreement_segments_agree(void **state) {
@@ -351,6 +399,7 @@ static void test_render_refuses_bad_params(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_same_inputs_same_bytes),
+        cmocka_unit_test(test_draws_into_lent_buffers),
         cmocka_unit_test(test_no_disagreement_segments_agree),
         cmocka_unit_test(test_disagreement_differs_but_is_deterministic),
         cmocka_unit_test(test_frame_count_and_sizes),
