@@ -229,8 +229,11 @@ static int deliver(const engine_segment *seg, const engine_io *io, const float *
     int rc = 0;
     for (uint32_t i = 0; i < seg->frames; i++) {
         const float *r = rgb + i * hw;
-        kn_rgbf_to_i420(r, r + plane, r + 2 * plane, (int)seg->width, (int)seg->height, buf);
-        if (io->frame && io->frame(io->ctx, seg->first_frame + i, buf, len) != 0) {
+        uint8_t *out = io->buffer ? io->buffer(io->ctx, len) : NULL; /* sent as it is */
+        if (!out)
+            out = buf;
+        kn_rgbf_to_i420(r, r + plane, r + 2 * plane, (int)seg->width, (int)seg->height, out);
+        if (io->frame && io->frame(io->ctx, seg->first_frame + i, out, len) != 0) {
             snprintf(err, errlen, "dit: the frame receiver stopped the segment at frame %u",
                      seg->first_frame + i);
             rc = -1;
