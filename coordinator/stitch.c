@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -49,14 +50,22 @@ struct stitch_job {
     /* owned by the thread holding the job */
     uint32_t next_frame;
     enc *enc;
-    int *fds; /* per segment in a file of its own, -1 when closed */
+    /* Per segment in a file of its own, while its frames are needed: the
+     * file mapped (map, maplen), or, where it could not be mapped, its
+     * descriptor for pread. fd -1 and map NULL: not open. */
+    struct stitch_seg_file {
+        int fd;
+        const uint8_t *map;
+        size_t maplen;
+    } *files;
     struct {
         uint32_t pack; /* 0: unused */
         int fd;
         uint64_t used; /* when last read (a counter), for eviction */
     } packs[STITCH_PACK_FDS]; /* the packs it reads */
     uint64_t reads;
-    uint8_t **bufs; /* max_cover source buffers */
+    uint8_t **bufs;       /* max_cover buffers for frames read, not mapped */
+    const uint8_t **src;  /* max_cover: the frames an overlap blends */
     uint8_t *out;
     uint32_t *q16;
     size_t closed_upto; /* segments below this are finished with */
@@ -125,6 +134,16 @@ static int pack_fd(stitch_job *sj, uint32_t pack, char *path, size_t pathlen) {
     return fd;
 }
 
+static void seg_file_close(struct stitch_seg_file *sf) {
+    if (sf->map)
+        munmap((void *)sf->map, sf->maplen);
+    if (sf->fd >= 0)
+        close(sf->fd);
+    sf->map = NULL;
+    sf->maplen = 0;
+    sf->fd = -1;
+}
+
 static void release_buffers(stitch_job *sj) {
     for (size_t i = 0; i < STITCH_PACK_FDS; i++)
         if (sj->packs[i].pack) {
@@ -132,12 +151,11 @@ static void release_buffers(stitch_job *sj) {
             sj->packs[i].pack = 0;
             sj->packs[i].used = 0;
         }
-    if (sj->fds) {
+    if (sj->files) {
         for (size_t k = 0; k < sj->plan->n; k++)
-            if (sj->fds[k] >= 0)
-                close(sj->fds[k]);
-        free(sj->fds);
-        sj->fds = NULL;
+            seg_file_close(&sj->files[k]);
+        free(sj->files);
+        sj->files = NULL;
     }
     if (sj->bufs) {
         for (uint32_t i = 0; i < sj->plan->max_cover; i++)
@@ -145,6 +163,8 @@ static void release_buffers(stitch_job *sj) {
         free(sj->bufs);
         sj->bufs = NULL;
     }
+    free(sj->src);
+    sj->src = NULL;
     free(sj->out);
     sj->out = NULL;
     free(sj->q16);
@@ -153,20 +173,18 @@ static void release_buffers(stitch_job *sj) {
 
 static int alloc_buffers(stitch_job *sj, char *err, size_t errlen) {
     uint32_t mc = sj->plan->max_cover;
-    sj->fds = malloc(sj->plan->n * sizeof *sj->fds);
+    sj->files = malloc(sj->plan->n * sizeof *sj->files);
+    for (size_t k = 0; sj->files && k < sj->plan->n; k++)
+        sj->files[k] = (struct stitch_seg_file){.fd = -1};
     sj->bufs = calloc(mc, sizeof *sj->bufs);
+    sj->src = calloc(mc, sizeof *sj->src);
     sj->out = malloc(sj->frame_bytes);
     sj->q16 = malloc(mc * sizeof *sj->q16);
-    if (!sj->fds || !sj->bufs || !sj->out || !sj->q16)
+    if (!sj->files || !sj->bufs || !sj->src || !sj->out || !sj->q16)
         goto oom;
-    for (size_t k = 0; k < sj->plan->n; k++)
-        sj->fds[k] = -1;
-    for (uint32_t i = 0; i < mc; i++)
-        if (!(sj->bufs[i] = malloc(sj->frame_bytes)))
-            goto oom;
     return 0;
 oom:
-    snprintf(err, errlen, "stitch: out of memory for %u frame buffers of %zu bytes", mc + 1,
+    snprintf(err, errlen, "stitch: out of memory for a frame buffer of %zu bytes",
              sj->frame_bytes);
     return -1;
 }
@@ -176,21 +194,90 @@ static void seg_file(const stitch_job *sj, size_t k, char *buf, size_t len) {
     spool_loc_path(sj->spool_dir, sj->packs_dir, (uint32_t)k, sj->loc[k], buf, len);
 }
 
-static int read_frame(stitch_job *sj, size_t k, uint32_t f, uint8_t *buf, char *err, size_t errlen) {
+/* Open segment k's own file and map it whole. Mapped, a frame reaches
+ * the blend or the encoder without a copy: the page cache's pages are the
+ * frame (the pread it replaces was one of the coordinator's four copies of
+ * every frame over the socket, bench/README.md). The size is checked
+ * first, so a short file is an error here, not a SIGBUS later. Nothing is
+ * read yet: frame_at populates one frame's pages at a time, so a long
+ * segment on disk costs no wait of its whole size before its first frame.
+ * Where the file cannot be mapped, the descriptor stays for pread. */
+static int seg_file_open(stitch_job *sj, size_t k, char *err, size_t errlen) {
     char path[RF_PATH_MAX + 32];
-    int64_t base = sj->loc[k].off;
-    uint32_t pack = sj->loc[k].pack;
-    int fd = pack ? pack_fd(sj, pack, path, sizeof path) : sj->fds[k];
-    if (fd < 0 && !pack) {
-        seg_file(sj, k, path, sizeof path);
-        fd = sj->fds[k] = open(path, O_RDONLY | O_CLOEXEC);
-    }
-    if (fd < 0) { /* path: what could not be opened */
+    struct stitch_seg_file *sf = &sj->files[k];
+    size_t len = (size_t)sj->plan->seg[k].frames * sj->frame_bytes;
+    seg_file(sj, k, path, sizeof path);
+    sf->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (sf->fd < 0) {
         snprintf(err, errlen, "stitch: cannot open segment %zu spool file %s: %s", k, path,
                  strerror(errno));
         return -1;
     }
-    off_t off = (off_t)base + (off_t)(f - sj->plan->seg[k].first) * (off_t)sj->frame_bytes;
+    struct stat st;
+    if (fstat(sf->fd, &st) != 0) {
+        snprintf(err, errlen, "stitch: cannot stat segment %zu spool file %s: %s", k, path,
+                 strerror(errno));
+        seg_file_close(sf);
+        return -1;
+    }
+    if ((uint64_t)st.st_size < (uint64_t)len) {
+        snprintf(err, errlen, "stitch: segment %zu spool file %s holds %lld of its %zu bytes", k,
+                 path, (long long)st.st_size, len);
+        seg_file_close(sf);
+        return -1;
+    }
+    void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, sf->fd, 0);
+    if (m != MAP_FAILED) {
+        madvise(m, len, MADV_SEQUENTIAL); /* a hint: read ahead, drop behind */
+        sf->map = m;
+        sf->maplen = len;
+        close(sf->fd);
+        sf->fd = -1;
+    }
+    return 0;
+}
+
+/* Frame f of segment k: a pointer into its mapped file, or read into
+ * *buf (a packed segment, or a file that could not be mapped), which is
+ * allocated the first time it is needed. */
+static const uint8_t *frame_at(stitch_job *sj, size_t k, uint32_t f, uint8_t **bufp, char *err,
+                               size_t errlen) {
+    char path[RF_PATH_MAX + 32];
+    uint32_t pack = sj->loc[k].pack;
+    struct stitch_seg_file *sf = &sj->files[k];
+    if (!pack && !sf->map && sf->fd < 0 && seg_file_open(sj, k, err, errlen) != 0)
+        return NULL;
+    off_t off = (off_t)(f - sj->plan->seg[k].first) * (off_t)sj->frame_bytes;
+    if (sf->map) {
+        /* Map the frame's pages in one call instead of a fault per 16 of
+         * them (fault-around). EFAULT: a page is gone, the file shrank
+         * since it was mapped (touching it would be SIGBUS). A kernel
+         * before 5.14 says EINVAL, and the faults do the same work. */
+        uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+        uintptr_t a = (uintptr_t)(sf->map + off) & ~(pg - 1);
+        if (madvise((void *)a, (uintptr_t)(sf->map + off) + sj->frame_bytes - a,
+                    MADV_POPULATE_READ) != 0 &&
+            errno == EFAULT) {
+            seg_file(sj, k, path, sizeof path);
+            snprintf(err, errlen, "stitch: segment %zu spool file %s shrank under frame %u", k,
+                     path, f);
+            return NULL;
+        }
+        return sf->map + off;
+    }
+    int fd = pack ? pack_fd(sj, pack, path, sizeof path) : sf->fd;
+    if (fd < 0) { /* path: the pack that could not be opened */
+        snprintf(err, errlen, "stitch: cannot open segment %zu spool file %s: %s", k, path,
+                 strerror(errno));
+        return NULL;
+    }
+    off += (off_t)sj->loc[k].off;
+    if (!*bufp && !(*bufp = malloc(sj->frame_bytes))) {
+        snprintf(err, errlen, "stitch: out of memory for a frame buffer of %zu bytes",
+                 sj->frame_bytes);
+        return NULL;
+    }
+    uint8_t *buf = *bufp;
     size_t got = 0;
     while (got < sj->frame_bytes) {
         ssize_t r = pread(fd, buf + got, sj->frame_bytes - got, off + (off_t)got);
@@ -200,11 +287,11 @@ static int read_frame(stitch_job *sj, size_t k, uint32_t f, uint8_t *buf, char *
             seg_file(sj, k, path, sizeof path);
             snprintf(err, errlen, "stitch: segment %zu spool file %s is short at frame %u (%s)", k,
                      path, f, r < 0 ? strerror(errno) : "end of file");
-            return -1;
+            return NULL;
         }
         got += (size_t)r;
     }
-    return 0;
+    return buf;
 }
 
 /* Close the spool files of segments that no unemitted frame needs (packs
@@ -217,9 +304,7 @@ static void retire_segments(stitch_job *sj) {
         const plan_segment *s = &sj->plan->seg[sj->closed_upto];
         if (s->first + s->frames > sj->next_frame)
             break;
-        if (sj->fds[sj->closed_upto] >= 0)
-            close(sj->fds[sj->closed_upto]);
-        sj->fds[sj->closed_upto] = -1;
+        seg_file_close(&sj->files[sj->closed_upto]);
         sj->closed_upto++;
     }
 }
@@ -237,7 +322,7 @@ static int frame_ready(stitch_pool *pool, stitch_job *sj, uint32_t f, size_t *lo
 /* Emit every frame that can be emitted now. Returns 1 when the job is
  * complete, 0 when it waits for more segments, -1 on failure (err set). */
 static int stitch_pass(stitch_pool *pool, stitch_job *sj, void *push, char *err, size_t errlen) {
-    if (!sj->fds && alloc_buffers(sj, err, errlen) != 0)
+    if (!sj->files && alloc_buffers(sj, err, errlen) != 0)
         return -1;
     uint32_t last_report = sj->next_frame;
     while (sj->next_frame < sj->plan->frames) {
@@ -278,17 +363,16 @@ static int stitch_pass(stitch_pool *pool, stitch_job *sj, void *push, char *err,
         }
         const uint8_t *frame;
         if (lo == hi) {
-            if (read_frame(sj, lo, f, sj->bufs[0], err, errlen) != 0)
+            if (!(frame = frame_at(sj, lo, f, &sj->bufs[0], err, errlen)))
                 return -1;
-            frame = sj->bufs[0];
         } else {
             size_t n0;
             size_t n = plan_weights(sj->plan, f, &n0, NULL, sj->q16);
             for (size_t i = 0; i < n; i++)
-                if (read_frame(sj, lo + i, f, sj->bufs[i], err, errlen) != 0)
+                if (!(sj->src[i] = frame_at(sj, lo + i, f, &sj->bufs[i], err, errlen)))
                     return -1;
-            if (kn_blend_u8(pool->kn, (const uint8_t *const *)sj->bufs, sj->q16, (unsigned)n,
-                            sj->out, sj->frame_bytes, err, errlen) != 0)
+            if (kn_blend_u8(pool->kn, sj->src, sj->q16, (unsigned)n, sj->out, sj->frame_bytes,
+                            err, errlen) != 0)
                 return -1;
             frame = sj->out;
         }

@@ -6,10 +6,12 @@
  * walks a job's output frames in order; a frame is emitted as soon as every
  * segment covering it has finished: a frame covered by one segment is
  * copied, a frame in an overlap is blended with the planner's weights (the
- * blend kernel, C or CUDA). Frames go to the encoder as they are made, and
- * a segment's own spool file is closed once every frame it covers has been
- * emitted (a job keeps up to four pack files open until it is over). Memory therefore stays at a few frames per job however long the
- * video is. The spool files themselves stay until the job is over (the
+ * blend kernel, C or CUDA). Frames go to the encoder as they are made. A
+ * segment's own spool file is mapped, its frames read in place, and
+ * unmapped once every frame it covers has been emitted; a packed segment's
+ * frames are read into a buffer (a job keeps up to four pack files open
+ * until it is over). Memory therefore stays at a few frames per job
+ * however long the video is. The spool files themselves stay until the job is over (the
  * coordinator deletes them), so that a restarted coordinator can stitch
  * the job again without rendering it again.
  *

@@ -229,6 +229,111 @@ static void test_missing_spool_file_fails_cleanly(void **state) {
     plan_free(p);
 }
 
+/* Segments of more than SPOOL_PACK_SEGMENT_MAX have files of their own,
+ * which the stitcher maps instead of reading: the same video, overlaps
+ * blended from two mapped files. */
+static void test_own_files_blend_in_order(void **state) {
+    fixture *fx = *state;
+    rf_spec spec = make_spec(fx, "own", 50, 20, 5);
+    spec.width = 128;
+    spec.height = 96;
+    size_t fb = rf_i420_bytes(128, 96);
+    assert_true(20 * fb > SPOOL_PACK_SEGMENT_MAX);
+    plan *p;
+    char err[512];
+    assert_int_equal(plan_new(50, 20, 5, RF_BLEND_LINEAR, &p, err, sizeof err), 0);
+    stitch_job *sj;
+    assert_int_equal(stitch_job_new(fx->pool, &spec, p, fx->spool, fx->packs, &sj, err, sizeof err), 0);
+    for (uint32_t k = (uint32_t)p->n; k-- > 0;) {
+        write_segment(fx, p, k, fb);
+        assert_int_equal(fx->loc[k].pack, 0);
+        ready(fx, sj, k);
+    }
+    stitch_event ev = wait_final(fx, "own", 10000);
+    assert_int_equal(ev.kind, STITCH_DONE);
+    assert_int_equal(ev.frames, 50);
+    check_output(&spec, p, fb);
+    stitch_job_free(sj);
+    plan_free(p);
+}
+
+/* A segment's own file shorter than its frames: the job fails, naming the
+ * segment, its file and what it holds, and leaves no output. */
+static void test_short_own_file_fails_cleanly(void **state) {
+    fixture *fx = *state;
+    rf_spec spec = make_spec(fx, "shortfile", 35, 20, 5);
+    spec.width = 128;
+    spec.height = 96;
+    size_t fb = rf_i420_bytes(128, 96);
+    plan *p;
+    char err[512];
+    assert_int_equal(plan_new(35, 20, 5, RF_BLEND_LINEAR, &p, err, sizeof err), 0);
+    stitch_job *sj;
+    assert_int_equal(stitch_job_new(fx->pool, &spec, p, fx->spool, fx->packs, &sj, err, sizeof err), 0);
+    for (uint32_t k = 0; k < p->n; k++)
+        write_segment(fx, p, k, fb);
+    char path[512];
+    assert_int_equal(spool_loc_path(fx->spool, fx->packs, 1, fx->loc[1], path, sizeof path), 0);
+    assert_int_equal(truncate(path, (off_t)(3 * fb)), 0);
+    for (uint32_t k = 0; k < p->n; k++)
+        ready(fx, sj, k);
+    stitch_event ev = wait_final(fx, "shortfile", 10000);
+    assert_int_equal(ev.kind, STITCH_FAILED);
+    assert_non_null(strstr(ev.msg, "segment 1"));
+    assert_non_null(strstr(ev.msg, path));
+    assert_non_null(strstr(ev.msg, "holds"));
+    assert_int_equal(access(spec.output_path, F_OK), -1);
+    char partial[600];
+    snprintf(partial, sizeof partial, "%s.partial", spec.output_path);
+    assert_int_equal(access(partial, F_OK), -1);
+    stitch_job_free(sj);
+    plan_free(p);
+}
+
+/* A mapped file that shrinks under the stitcher (someone truncated the
+ * spool) fails the job with a message; touching the lost pages would have
+ * killed the coordinator with SIGBUS. */
+static void test_own_file_shrinking_while_mapped_fails_cleanly(void **state) {
+    fixture *fx = *state;
+    rf_spec spec = make_spec(fx, "shrink", 35, 20, 5);
+    spec.width = 128;
+    spec.height = 96;
+    size_t fb = rf_i420_bytes(128, 96);
+    plan *p;
+    char err[512];
+    assert_int_equal(plan_new(35, 20, 5, RF_BLEND_LINEAR, &p, err, sizeof err), 0);
+    stitch_job *sj;
+    assert_int_equal(stitch_job_new(fx->pool, &spec, p, fx->spool, fx->packs, &sj, err, sizeof err), 0);
+    for (uint32_t k = 0; k < p->n; k++)
+        write_segment(fx, p, k, fb);
+    /* Segment 0 alone: its frames up to the overlap go out (it is mapped
+     * now), then the pass runs dry and says how far it got. */
+    ready(fx, sj, 0);
+    stitch_event ev;
+    do {
+        zmq_pollitem_t it = {fx->pull, 0, ZMQ_POLLIN, 0};
+        assert_int_equal(zmq_poll(&it, 1, 10000), 1);
+        assert_int_equal(zmq_recv(fx->pull, &ev, sizeof ev, 0), (int)sizeof ev);
+        assert_int_equal(ev.kind, STITCH_PROGRESS);
+    } while (ev.frames < 15);
+    assert_int_equal(ev.frames, 15);
+    char path[512];
+    assert_int_equal(spool_loc_path(fx->spool, fx->packs, 0, fx->loc[0], path, sizeof path), 0);
+    assert_int_equal(truncate(path, (off_t)(10 * fb)), 0);
+    for (uint32_t k = 1; k < p->n; k++)
+        ready(fx, sj, k);
+    ev = wait_final(fx, "shrink", 10000);
+    assert_int_equal(ev.kind, STITCH_FAILED);
+    assert_non_null(strstr(ev.msg, "segment 0"));
+    assert_non_null(strstr(ev.msg, "shrank"));
+    char partial[600];
+    snprintf(partial, sizeof partial, "%s.partial", spec.output_path);
+    assert_int_equal(access(partial, F_OK), -1);
+    assert_int_equal(access(spec.output_path, F_OK), -1);
+    stitch_job_free(sj);
+    plan_free(p);
+}
+
 static void test_free_midway_leaves_nothing(void **state) {
     fixture *fx = *state;
     rf_spec spec = make_spec(fx, "midway", 60, 20, 5);
@@ -330,6 +435,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_blends_in_order_whatever_the_ready_order, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_missing_spool_file_fails_cleanly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_own_files_blend_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_short_own_file_fails_cleanly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_own_file_shrinking_while_mapped_fails_cleanly, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_free_midway_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_thread_per_job_when_ready_during_a_pass, setup,
                                         teardown),
