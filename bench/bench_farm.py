@@ -621,30 +621,46 @@ Target: on within 10% of off.""")
 # 2. transport
 
 
-def memcpy_tool(b):
-    """Path of the memcpy helper: build/rf-bench-memcpy, else compiled now."""
-    built = os.path.join(b.opts.bin, "rf-bench-memcpy")
+def c_tool(b, name, source, libs=()):
+    """Path of a bench helper: BIN/name when the build has it, else
+    bench/source compiled now (and the temporary directory to remove)."""
+    built = os.path.join(b.opts.bin, name)
     if os.access(built, os.X_OK):
         return built, None
-    tmp = tempfile.mkdtemp(prefix="rfarm-bench-memcpy-")
-    exe = os.path.join(tmp, "memcpy_bw")
+    tmp = tempfile.mkdtemp(prefix=f"rfarm-{name}-")
+    exe = os.path.join(tmp, name)
     cc = os.environ.get("CC", "cc")
     r = subprocess.run([cc, "-O2", "-std=c17", "-D_POSIX_C_SOURCE=200809L", "-o", exe,
-                        os.path.join(HERE, "memcpy_bw.c")], capture_output=True, text=True)
+                        os.path.join(HERE, source), *libs], capture_output=True, text=True)
     if r.returncode != 0:
-        raise farm.FarmError(f"cannot compile bench/memcpy_bw.c: {r.stderr.strip()}")
+        raise farm.FarmError(f"cannot compile bench/{source}: {r.stderr.strip()}")
     return exe, tmp
 
 
-def memcpy_bw(b, total, chunk):
-    exe, tmp = memcpy_tool(b)
+def run_tool(b, name, source, args, libs=()):
+    """Run a bench helper; the key=value fields of its one line of output."""
+    exe, tmp = c_tool(b, name, source, libs)
     try:
-        r = subprocess.run([exe, str(total), str(chunk)], capture_output=True, text=True, timeout=120)
+        r = subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=300)
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
-    f = farm.log_fields(r.stdout)
+    if r.returncode != 0:
+        raise farm.FarmError(f"{name} failed: {r.stderr.strip()}")
+    return farm.log_fields(r.stdout)
+
+
+def memcpy_bw(b, total, chunk):
+    f = run_tool(b, "rf-bench-memcpy", "memcpy_bw.c", [total, chunk])
     return float(f["best_s"]), float(f["MBps"])
+
+
+def zmq_bw(b, total, chunk, senders, spool_dir=None):
+    """Frames over ZeroMQ on loopback with nothing else running: dropped,
+    or written into files in spool_dir (zmq_bw.c); best seconds of 3."""
+    args = [total, chunk, senders, 3] + ([spool_dir] if spool_dir else [])
+    f = run_tool(b, "rf-bench-zmq", "zmq_bw.c", args, libs=("-lzmq",))
+    return float(f["best_s"])
 
 
 def pwrite_bw(directory, total, chunk, per_file):
@@ -729,6 +745,14 @@ def bench_transport(b):
     runs = {"socket": transport_run(b, False, frames, L), "spool": transport_run(b, True, frames, L)}
     mc_s, mc_mbps = memcpy_bw(b, total, fb)
     pw_s = runs["socket"]["pw_s"]
+    # The socket path's ceiling: the same frames from as many processes as
+    # there are workers, over ZeroMQ alone, into the spool's file system.
+    zdir = tempfile.mkdtemp(prefix="rfarm-bench-zmq-")
+    try:
+        zmq_drop_s = zmq_bw(b, total, fb, o.workers)
+        zmq_spool_s = zmq_bw(b, total, fb, o.workers, zdir)
+    finally:
+        shutil.rmtree(zdir, ignore_errors=True)
 
     def row(label, secs):
         return [label, total, secs, total / secs / 1e6, frames / secs, total / secs / 1e6 / mc_mbps * 100]
@@ -739,6 +763,8 @@ def bench_transport(b):
         row("end to end, workers write the spool", runs["spool"]["e2e"]),
         ["memcpy, 1 thread (baseline)", total, mc_s, mc_mbps, total / fb / mc_s, 100.0],
         row("pwrite+fsync to spool fs, 1 thread", pw_s),
+        row(f"ZeroMQ alone, {o.workers} senders, dropped", zmq_drop_s),
+        row(f"ZeroMQ alone, {o.workers} senders, into spool fs", zmq_spool_s),
     ]
     lines = []
     for k, r in runs.items():
@@ -758,12 +784,17 @@ def bench_transport(b):
               "pwrote it to the spool. spool: the workers (beside the coordinator, --share-spool",
               "auto) pwrote each frame into the segment's spool file and sent a small message;",
               "the coordinator checks the file's size and commits it. End to end: `job queued` to",
-              "`video written` (includes stitching the y4m output)."] + lines +
+              "`video written` (includes stitching the y4m output). ZeroMQ alone: the same frames",
+              f"sent by {o.workers} processes over loopback TCP to one that drops them, or pwrites",
+              "and fsyncs them in files of 48 frames beside the farms (bench/zmq_bw.c): the socket",
+              "path's ceiling, with no rendering and no stitching."] + lines +
               [f"target: intake >= 1/3 of memcpy ({mc_mbps / 3:,.0f} MB/s)."]))
+    ceiling = total / zmq_spool_s / 1e6 / mc_mbps
     for k, label in (("socket", "frames over the socket"), ("spool", "workers write the spool")):
         ratio = total / runs[k]["intake"] / 1e6 / mc_mbps
         b.target("transport", f"intake >= 1/3 of memcpy, {label}",
-                 f"{ratio * 100:.1f}% ({total / runs[k]['intake'] / 1e6:,.0f} of {mc_mbps:,.0f} MB/s)",
+                 f"{ratio * 100:.1f}% ({total / runs[k]['intake'] / 1e6:,.0f} of {mc_mbps:,.0f} MB/s)"
+                 + (f"; ZeroMQ alone into the spool: {ceiling * 100:.1f}%" if k == "socket" else ""),
                  ratio >= 1 / 3)
 
 
