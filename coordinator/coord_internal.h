@@ -41,6 +41,7 @@ typedef struct coord_seg {
     uint64_t started_ms;
     uint64_t retry_at_ms;  /* queued after a failure: not handed out before (monotonic) */
     uint64_t render_ms;    /* the worker's, for the done record */
+    uint64_t finished_ms;  /* wall clock when it was done, for the done record */
     unsigned failures;
     char tried[256]; /* workers that failed it, comma separated */
     char last_error[512];

@@ -44,7 +44,7 @@ int coord_seg_store_done(coord *c, const coord_job *j, uint32_t k) {
     char pack[48];
     snprintf(pack, sizeof pack, "%" PRIu32 ":%" PRId64, s->loc.pack, s->loc.off);
     return store_seg_done(c->st, j->spec->id, k, s->attempt, s->worker[0] ? s->worker : NULL,
-                          s->render_ms, s->loc.pack ? pack : NULL);
+                          s->render_ms, s->finished_ms, s->loc.pack ? pack : NULL);
 }
 
 void coord_seg_close(coord_job *j, uint32_t k, int remove_part) {
@@ -555,7 +555,7 @@ typedef struct rec_seg {
     uint32_t attempt, failures;
     char tried[256];
     char worker[RF_ID_MAX + 1]; /* who rendered it, when done */
-    uint64_t render_ms;
+    uint64_t render_ms, finished_ms;
     spool_loc loc; /* pack 0: its own file (or a "pack" field that is no place) */
 } rec_seg;
 
@@ -573,6 +573,8 @@ static void seg_field(void *ctx, const char *name, const char *value) {
         snprintf(r->worker, sizeof r->worker, "%s", value);
     else if (strcmp(name, "render_ms") == 0)
         r->render_ms = strtoull(value, NULL, 10);
+    else if (strcmp(name, "finished_ms") == 0)
+        r->finished_ms = strtoull(value, NULL, 10);
     else if (strcmp(name, "pack") == 0 && spool_loc_parse(value, &r->loc) != 0)
         r->loc.pack = 0;
 }
@@ -645,6 +647,7 @@ static int recover_job(coord *c, const rec_job *r, char *err, size_t errlen) {
              * the record after an outage. */
             snprintf(s->worker, sizeof s->worker, "%s", rs.worker);
             s->render_ms = rs.render_ms;
+            s->finished_ms = rs.finished_ms;
             s->state = SEG_DONE;
             j->segments_done++;
             j->frames_rendered += j->plan->seg[k].frames;

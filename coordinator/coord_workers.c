@@ -528,6 +528,7 @@ void coord_on_commit(coord *c, const commit_result *res) {
         return;
     }
     s->state = SEG_DONE;
+    s->finished_ms = rf_wall_ms();
     j->segments_done++;
     j->frames_rendered += j->plan->seg[k].frames;
     j->render_ms += s->render_ms;

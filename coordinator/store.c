@@ -449,12 +449,12 @@ int store_seg_state(store *s, const char *job, uint32_t seg, const char *state, 
 }
 
 int store_seg_done(store *s, const char *job, uint32_t seg, uint32_t attempt, const char *worker,
-                   uint64_t render_ms, const char *pack) {
+                   uint64_t render_ms, uint64_t finished_ms, const char *pack) {
     store_argv h = {0};
     char sk[256];
     seg_hset(s, &h, sk, sizeof sk, job, seg, "done", attempt, worker);
     store_arg(&h, "finished_ms");
-    store_arg_u64(&h, rf_wall_ms());
+    store_arg_u64(&h, finished_ms ? finished_ms : rf_wall_ms());
     store_arg(&h, "render_ms");
     store_arg_u64(&h, render_ms);
     /* Always written: a record from an earlier attempt must not point

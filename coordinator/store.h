@@ -118,9 +118,11 @@ int store_job_output(store *s, const char *job, const char *path, uint64_t bytes
 int store_seg_state(store *s, const char *job, uint32_t seg, const char *state, uint32_t attempt,
                     const char *worker, const char *error);
 /* A segment is done: its bytes are durable in the spool, in its own file,
- * or, when pack is not NULL, at "PACK:OFF" in a pack file (spool.h). */
+ * or, when pack is not NULL, at "PACK:OFF" in a pack file (spool.h).
+ * finished_ms: when it was done (wall clock), kept as it was when the
+ * record is written again after an outage; 0 means now. */
 int store_seg_done(store *s, const char *job, uint32_t seg, uint32_t attempt, const char *worker,
-                   uint64_t render_ms, const char *pack);
+                   uint64_t render_ms, uint64_t finished_ms, const char *pack);
 
 typedef struct store_worker {
     const char *id, *engines, *compute, *hostname, *state;

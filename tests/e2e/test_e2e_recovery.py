@@ -28,6 +28,8 @@ real, and each one used to hang or lose a job:
    the done segments where Redis says, not render them again, produce the
    fault-free bytes, delete a pack nothing references, and delete the
    first coordinator's packs once the job that held them is over.
+5. Catching up after an outage rewrites unfinished jobs' records; a
+   segment done before the outage keeps its finished_ms.
 """
 
 import hashlib
@@ -206,6 +208,30 @@ def test_batch_totals_survive_an_outage():
                     "the coordinator recounted the batch after the outage")
 
 
+def test_done_segments_keep_their_finish_time_across_an_outage():
+    """After an outage the coordinator writes every unfinished job's state
+    again; a segment done before it keeps the finished_ms it had (the
+    catch-up used to stamp it with the time of the catch-up)."""
+    with suite.farm(workers=2, capacity=1, name="fintime", coordinator_args=LEASE,
+                    redis_aof=True) as f:
+        job = f.submit(spec("fintime", f.out("fintime.y4m"), cost_ms=25, frames=240))
+        key0 = f"{f.prefix}job:fintime:seg:0"
+        first = farm.wait_for(lambda: f.redis_hgetall(key0).get("state") == "done", 20,
+                              interval=0.05)
+        if not suite.check(first, "segment 0 is done in Redis"):
+            return
+        before = f.redis_hgetall(key0).get("finished_ms")
+        f.stop_redis()
+        time.sleep(1.5)
+        f.start_redis()
+        caught_up = farm.wait_for(lambda: "redis is back" in f.coordinator.log_text(), 10)
+        suite.check(caught_up, "the coordinator caught Redis up")
+        if not f.wait_done(job, timeout=60):
+            return
+        suite.equal(f.redis_hgetall(key0).get("finished_ms"), before,
+                    "segment 0's finished_ms is the one from before the outage")
+
+
 def tiny_spec(job_id, path, cost_ms):
     # 32x16 frames: a 24-frame segment is 18 KiB, so it goes into a pack.
     return farm.synthetic_spec(job_id, path, frames=144, width=32, height=16, seed=5,
@@ -270,5 +296,6 @@ suite.case(test_ghost_worker_loses_everything)
 suite.case(test_hung_redis_costs_no_lease)
 suite.case(test_final_state_survives_outage_and_crash)
 suite.case(test_batch_totals_survive_an_outage)
+suite.case(test_done_segments_keep_their_finish_time_across_an_outage)
 suite.case(test_packed_segments_survive_a_crash)
 sys.exit(suite.finish())
