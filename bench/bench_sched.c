@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bench_args.h"
 #include "sched.h"
 
 enum { NJOBS = 10000, NSEG = 10, RUNS = 5 };
@@ -21,12 +22,6 @@ typedef struct item {
     void *job;
     uint32_t seg;
 } item;
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int accept_all(void *ctx, void *job) {
     (void)ctx;
@@ -40,7 +35,7 @@ static double run_fifo(char *jobs, size_t *ops) {
     item *ring = malloc(cap * sizeof *ring);
     if (!ring)
         return -1;
-    double t0 = now();
+    double t0 = bench_now();
     for (uint32_t k = 0; k < NSEG; k++)
         for (size_t j = 0; j < NJOBS; j++)
             ring[(head + len++) % cap] = (item){jobs + j, k};
@@ -52,7 +47,7 @@ static double run_fifo(char *jobs, size_t *ops) {
         sum += (uintptr_t)it.job + it.seg;
         n++;
     }
-    double dt = now() - t0;
+    double dt = bench_now() - t0;
     volatile uintptr_t sink = sum;
     (void)sink;
     free(ring);
@@ -76,7 +71,7 @@ static double run_sched(char *jobs, unsigned groups, uint32_t max_running, size_
         }
     }
     size_t n = 0;
-    double t0 = now();
+    double t0 = bench_now();
     for (size_t j = 0; j < NJOBS; j++)
         for (uint32_t k = 0; k < NSEG; k++)
             if (sched_push(s, jobs + j, k, 24 + (uint32_t)(j % 3) * 24, 0) != 0)
@@ -87,7 +82,7 @@ static double run_sched(char *jobs, unsigned groups, uint32_t max_running, size_
         sched_stopped(s, job);
         n++;
     }
-    double dt = now() - t0;
+    double dt = bench_now() - t0;
     sched_free(s);
     *ops = n;
     return dt;

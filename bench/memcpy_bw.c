@@ -19,35 +19,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static unsigned long long arg(int argc, char **argv, int i, unsigned long long dflt) {
-    if (argc <= i)
-        return dflt;
-    char *end = NULL;
-    unsigned long long v = strtoull(argv[i], &end, 10);
-    if (!end || *end || v == 0) {
-        fprintf(stderr, "memcpy_bw: bad number %s\n", argv[i]);
-        exit(2);
-    }
-    return v;
-}
+#include "bench_args.h"
 
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: rf-bench-memcpy TOTAL_BYTES [CHUNK_BYTES [RING_BYTES [RUNS]]]\n");
         return 2;
     }
-    unsigned long long total = arg(argc, argv, 1, 0);
-    size_t chunk = (size_t)arg(argc, argv, 2, 3110400ULL);
-    size_t ring = (size_t)arg(argc, argv, 3, (unsigned long long)chunk * 80);
-    int runs = (int)arg(argc, argv, 4, 3);
+    unsigned long long total = bench_arg("memcpy_bw", argc, argv, 1, 0);
+    size_t chunk = (size_t)bench_arg("memcpy_bw", argc, argv, 2, 3110400ULL);
+    size_t ring = (size_t)bench_arg("memcpy_bw", argc, argv, 3, (unsigned long long)chunk * 80);
+    int runs = (int)bench_arg("memcpy_bw", argc, argv, 4, 3);
     if (ring < chunk)
         ring = chunk;
     size_t nchunks = ring / chunk;
@@ -66,14 +49,14 @@ int main(int argc, char **argv) {
     for (int r = 0; r < runs; r++) {
         unsigned long long left = total;
         size_t k = 0;
-        double t0 = now();
+        double t0 = bench_now();
         while (left) {
             size_t n = left < chunk ? (size_t)left : chunk;
             memcpy(dst + k * chunk, src + k * chunk, n);
             left -= n;
             k = (k + 1) % nchunks;
         }
-        double dt = now() - t0;
+        double dt = bench_now() - t0;
         sink += dst[(size_t)r % ring];
         if (best < 0 || dt < best)
             best = dt;

@@ -29,29 +29,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
+#include "bench_args.h"
+
 #define FRAMES_PER_FILE 48
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static unsigned long long arg(int argc, char **argv, int i, unsigned long long dflt) {
-    if (argc <= i)
-        return dflt;
-    char *end = NULL;
-    unsigned long long v = strtoull(argv[i], &end, 10);
-    if (!end || *end || v == 0) {
-        fprintf(stderr, "zmq_bw: bad number %s\n", argv[i]);
-        exit(2);
-    }
-    return v;
-}
 
 static void die(const char *what) {
     fprintf(stderr, "zmq_bw: %s: %s\n", what, zmq_strerror(zmq_errno()));
@@ -132,7 +115,7 @@ static double run(void *pull, const char *endpoint, size_t chunk, unsigned long 
     for (int i = 0; i < senders; i++) /* every sender connected */
         if (zmq_msg_recv(&m, pull, 0) < 0)
             die("receive");
-    double t0 = now();
+    double t0 = bench_now();
     for (int i = 0; i < senders; i++)
         if (write(pipefd[1], "g", 1) != 1)
             return -1;
@@ -160,7 +143,7 @@ static double run(void *pull, const char *endpoint, size_t chunk, unsigned long 
     }
     if (fd >= 0 && (fsync(fd) != 0 || close(fd) != 0) && !werr)
         werr = errno;
-    double dt = now() - t0;
+    double dt = bench_now() - t0;
     zmq_msg_close(&m);
     for (int i = 0; i < senders; i++) {
         int st;
@@ -188,10 +171,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: rf-bench-zmq TOTAL_BYTES [CHUNK_BYTES [SENDERS [RUNS [DIR]]]]\n");
         return 2;
     }
-    unsigned long long total = arg(argc, argv, 1, 0);
-    size_t chunk = (size_t)arg(argc, argv, 2, 3110400ULL);
-    int senders = (int)arg(argc, argv, 3, 4);
-    int runs = (int)arg(argc, argv, 4, 3);
+    unsigned long long total = bench_arg("zmq_bw", argc, argv, 1, 0);
+    size_t chunk = (size_t)bench_arg("zmq_bw", argc, argv, 2, 3110400ULL);
+    int senders = (int)bench_arg("zmq_bw", argc, argv, 3, 4);
+    int runs = (int)bench_arg("zmq_bw", argc, argv, 4, 3);
     const char *dir = argc > 5 ? argv[5] : NULL;
     void *ctx = zmq_ctx_new();
     void *pull = zmq_socket(ctx, ZMQ_PULL);

@@ -229,21 +229,45 @@ static void test_missing_spool_file_fails_cleanly(void **state) {
     plan_free(p);
 }
 
+/* A job whose segments (20 frames of 128x96, overlapping by 5) are too
+ * big for a pack, so each has a file of its own, which the stitcher maps.
+ * Returns the frame size. */
+static size_t own_files_job(fixture *fx, const char *id, uint32_t frames, rf_spec *spec, plan **p,
+                            stitch_job **sj) {
+    char err[512];
+    *spec = make_spec(fx, id, frames, 20, 5);
+    spec->width = 128;
+    spec->height = 96;
+    size_t fb = rf_i420_bytes(128, 96);
+    assert_true(20 * fb > SPOOL_PACK_SEGMENT_MAX);
+    assert_int_equal(plan_new(frames, 20, 5, RF_BLEND_LINEAR, p, err, sizeof err), 0);
+    assert_int_equal(stitch_job_new(fx->pool, spec, *p, fx->spool, fx->packs, sj, err, sizeof err),
+                     0);
+    return fb;
+}
+
+/* The job failed, its message saying each of `says`, and left no output
+ * and no partial output. */
+static void check_failed_cleanly(fixture *fx, const rf_spec *spec, const char *const *says) {
+    stitch_event ev = wait_final(fx, spec->id, 10000);
+    assert_int_equal(ev.kind, STITCH_FAILED);
+    for (; *says; says++)
+        assert_non_null(strstr(ev.msg, *says));
+    assert_int_equal(access(spec->output_path, F_OK), -1);
+    char partial[600];
+    snprintf(partial, sizeof partial, "%s.partial", spec->output_path);
+    assert_int_equal(access(partial, F_OK), -1);
+}
+
 /* Segments of more than SPOOL_PACK_SEGMENT_MAX have files of their own,
  * which the stitcher maps instead of reading: the same video, overlaps
  * blended from two mapped files. */
 static void test_own_files_blend_in_order(void **state) {
     fixture *fx = *state;
-    rf_spec spec = make_spec(fx, "own", 50, 20, 5);
-    spec.width = 128;
-    spec.height = 96;
-    size_t fb = rf_i420_bytes(128, 96);
-    assert_true(20 * fb > SPOOL_PACK_SEGMENT_MAX);
+    rf_spec spec;
     plan *p;
-    char err[512];
-    assert_int_equal(plan_new(50, 20, 5, RF_BLEND_LINEAR, &p, err, sizeof err), 0);
     stitch_job *sj;
-    assert_int_equal(stitch_job_new(fx->pool, &spec, p, fx->spool, fx->packs, &sj, err, sizeof err), 0);
+    size_t fb = own_files_job(fx, "own", 50, &spec, &p, &sj);
     for (uint32_t k = (uint32_t)p->n; k-- > 0;) {
         write_segment(fx, p, k, fb);
         assert_int_equal(fx->loc[k].pack, 0);
@@ -261,15 +285,10 @@ static void test_own_files_blend_in_order(void **state) {
  * segment, its file and what it holds, and leaves no output. */
 static void test_short_own_file_fails_cleanly(void **state) {
     fixture *fx = *state;
-    rf_spec spec = make_spec(fx, "shortfile", 35, 20, 5);
-    spec.width = 128;
-    spec.height = 96;
-    size_t fb = rf_i420_bytes(128, 96);
+    rf_spec spec;
     plan *p;
-    char err[512];
-    assert_int_equal(plan_new(35, 20, 5, RF_BLEND_LINEAR, &p, err, sizeof err), 0);
     stitch_job *sj;
-    assert_int_equal(stitch_job_new(fx->pool, &spec, p, fx->spool, fx->packs, &sj, err, sizeof err), 0);
+    size_t fb = own_files_job(fx, "shortfile", 35, &spec, &p, &sj);
     for (uint32_t k = 0; k < p->n; k++)
         write_segment(fx, p, k, fb);
     char path[512];
@@ -277,15 +296,7 @@ static void test_short_own_file_fails_cleanly(void **state) {
     assert_int_equal(truncate(path, (off_t)(3 * fb)), 0);
     for (uint32_t k = 0; k < p->n; k++)
         ready(fx, sj, k);
-    stitch_event ev = wait_final(fx, "shortfile", 10000);
-    assert_int_equal(ev.kind, STITCH_FAILED);
-    assert_non_null(strstr(ev.msg, "segment 1"));
-    assert_non_null(strstr(ev.msg, path));
-    assert_non_null(strstr(ev.msg, "holds"));
-    assert_int_equal(access(spec.output_path, F_OK), -1);
-    char partial[600];
-    snprintf(partial, sizeof partial, "%s.partial", spec.output_path);
-    assert_int_equal(access(partial, F_OK), -1);
+    check_failed_cleanly(fx, &spec, (const char *const[]){"segment 1", path, "holds", NULL});
     stitch_job_free(sj);
     plan_free(p);
 }
@@ -295,15 +306,10 @@ static void test_short_own_file_fails_cleanly(void **state) {
  * killed the coordinator with SIGBUS. */
 static void test_own_file_shrinking_while_mapped_fails_cleanly(void **state) {
     fixture *fx = *state;
-    rf_spec spec = make_spec(fx, "shrink", 35, 20, 5);
-    spec.width = 128;
-    spec.height = 96;
-    size_t fb = rf_i420_bytes(128, 96);
+    rf_spec spec;
     plan *p;
-    char err[512];
-    assert_int_equal(plan_new(35, 20, 5, RF_BLEND_LINEAR, &p, err, sizeof err), 0);
     stitch_job *sj;
-    assert_int_equal(stitch_job_new(fx->pool, &spec, p, fx->spool, fx->packs, &sj, err, sizeof err), 0);
+    size_t fb = own_files_job(fx, "shrink", 35, &spec, &p, &sj);
     for (uint32_t k = 0; k < p->n; k++)
         write_segment(fx, p, k, fb);
     /* Segment 0 alone: its frames up to the overlap go out (it is mapped
@@ -322,14 +328,7 @@ static void test_own_file_shrinking_while_mapped_fails_cleanly(void **state) {
     assert_int_equal(truncate(path, (off_t)(10 * fb)), 0);
     for (uint32_t k = 1; k < p->n; k++)
         ready(fx, sj, k);
-    ev = wait_final(fx, "shrink", 10000);
-    assert_int_equal(ev.kind, STITCH_FAILED);
-    assert_non_null(strstr(ev.msg, "segment 0"));
-    assert_non_null(strstr(ev.msg, "shrank"));
-    char partial[600];
-    snprintf(partial, sizeof partial, "%s.partial", spec.output_path);
-    assert_int_equal(access(partial, F_OK), -1);
-    assert_int_equal(access(spec.output_path, F_OK), -1);
+    check_failed_cleanly(fx, &spec, (const char *const[]){"segment 0", "shrank", NULL});
     stitch_job_free(sj);
     plan_free(p);
 }
