@@ -88,6 +88,7 @@ struct stitch_pool {
     stitch_job *q_head, *q_tail;
     int stopping;
     unsigned nthreads;
+    uintptr_t page; /* the page size, for populating a mapped frame's pages */
     pthread_t *threads;
 };
 
@@ -180,13 +181,14 @@ static int alloc_buffers(stitch_job *sj, char *err, size_t errlen) {
     sj->src = calloc(mc, sizeof *sj->src);
     sj->out = malloc(sj->frame_bytes);
     sj->q16 = malloc(mc * sizeof *sj->q16);
-    if (!sj->files || !sj->bufs || !sj->src || !sj->out || !sj->q16)
-        goto oom;
+    if (!sj->files || !sj->bufs || !sj->src || !sj->out || !sj->q16) {
+        snprintf(err, errlen,
+                 "stitch: out of memory for a job's stitching state (%zu segments, a %zu-byte "
+                 "frame)",
+                 sj->plan->n, sj->frame_bytes);
+        return -1;
+    }
     return 0;
-oom:
-    snprintf(err, errlen, "stitch: out of memory for a frame buffer of %zu bytes",
-             sj->frame_bytes);
-    return -1;
 }
 
 /* Segment k's file (its own, or a pack), for messages and to open it. */
@@ -194,14 +196,36 @@ static void seg_file(const stitch_job *sj, size_t k, char *buf, size_t len) {
     spool_loc_path(sj->spool_dir, sj->packs_dir, (uint32_t)k, sj->loc[k], buf, len);
 }
 
+/* Map the pages of the `len` bytes at p in one call, instead of a fault
+ * per 16 of them (fault-around): 0, or the errno of MADV_POPULATE_READ.
+ * EFAULT says a page is gone, the file shrank since it was mapped, where
+ * touching the page would raise SIGBUS; EINVAL, that the kernel (before
+ * 5.14) or the headers do not know the call. */
+static int populate(const stitch_pool *pool, const uint8_t *p, size_t len) {
+#ifdef MADV_POPULATE_READ
+    uintptr_t a = (uintptr_t)p & ~(pool->page - 1);
+    return madvise((void *)a, (uintptr_t)p + len - a, MADV_POPULATE_READ) == 0 ? 0 : errno;
+#else
+    (void)pool;
+    (void)p;
+    (void)len;
+    return EINVAL;
+#endif
+}
+
 /* Open segment k's own file and map it whole. Mapped, a frame reaches
  * the blend or the encoder without a copy: the page cache's pages are the
  * frame (the pread it replaces was one of the coordinator's four copies of
  * every frame over the socket, bench/README.md). The size is checked
- * first, so a short file is an error here, not a SIGBUS later. Nothing is
- * read yet: frame_at populates one frame's pages at a time, so a long
- * segment on disk costs no wait of its whole size before its first frame.
- * Where the file cannot be mapped, the descriptor stays for pread. */
+ * first, so a short file is an error here. Nothing is read yet: frame_at
+ * populates one frame's pages just before the frame is used, so a long
+ * segment on disk costs no wait of its whole size, and a file that shrank
+ * meanwhile is an error rather than a SIGBUS. That leaves the instants
+ * between populating and reading: nothing in rfarm truncates a done
+ * segment's file (a commit renames a part file over it), so only someone
+ * else writing into the spool could hit them. Where the file cannot be
+ * mapped, or pages cannot be populated (an older kernel), the descriptor
+ * stays for pread. */
 static int seg_file_open(stitch_job *sj, size_t k, char *err, size_t errlen) {
     char path[RF_PATH_MAX + 32];
     struct stitch_seg_file *sf = &sj->files[k];
@@ -227,55 +251,55 @@ static int seg_file_open(stitch_job *sj, size_t k, char *err, size_t errlen) {
         return -1;
     }
     void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, sf->fd, 0);
-    if (m != MAP_FAILED) {
-        madvise(m, len, MADV_SEQUENTIAL); /* a hint: read ahead, drop behind */
-        sf->map = m;
-        sf->maplen = len;
-        close(sf->fd);
-        sf->fd = -1;
+    if (m == MAP_FAILED)
+        return 0;
+    /* Its first page tells whether populating works here at all. */
+    if (populate(sj->pool, m, 1) != 0) {
+        munmap(m, len);
+        return 0;
     }
+    madvise(m, len, MADV_SEQUENTIAL); /* a hint: read ahead, drop behind */
+    sf->map = m;
+    sf->maplen = len;
+    close(sf->fd);
+    sf->fd = -1;
     return 0;
 }
 
-/* Frame f of segment k: a pointer into its mapped file, or read into
- * *buf (a packed segment, or a file that could not be mapped), which is
- * allocated the first time it is needed. */
-static const uint8_t *frame_at(stitch_job *sj, size_t k, uint32_t f, uint8_t **bufp, char *err,
-                               size_t errlen) {
+/* Frame f of segment k into *frame: a pointer into its mapped file, or
+ * the frame read into *bufp (a packed segment, or a file that could not
+ * be mapped). *bufp is allocated here the first time it is needed and
+ * belongs to the job (release_buffers frees it); *frame stays valid until
+ * the segment is retired or the next read into *bufp. */
+static int frame_at(stitch_job *sj, size_t k, uint32_t f, uint8_t **bufp, const uint8_t **frame,
+                    char *err, size_t errlen) {
     char path[RF_PATH_MAX + 32];
     uint32_t pack = sj->loc[k].pack;
     struct stitch_seg_file *sf = &sj->files[k];
     if (!pack && !sf->map && sf->fd < 0 && seg_file_open(sj, k, err, errlen) != 0)
-        return NULL;
+        return -1;
     off_t off = (off_t)(f - sj->plan->seg[k].first) * (off_t)sj->frame_bytes;
     if (sf->map) {
-        /* Map the frame's pages in one call instead of a fault per 16 of
-         * them (fault-around). EFAULT: a page is gone, the file shrank
-         * since it was mapped (touching it would be SIGBUS). A kernel
-         * before 5.14 says EINVAL, and the faults do the same work. */
-        uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
-        uintptr_t a = (uintptr_t)(sf->map + off) & ~(pg - 1);
-        if (madvise((void *)a, (uintptr_t)(sf->map + off) + sj->frame_bytes - a,
-                    MADV_POPULATE_READ) != 0 &&
-            errno == EFAULT) {
+        if (populate(sj->pool, sf->map + off, sj->frame_bytes) == EFAULT) {
             seg_file(sj, k, path, sizeof path);
             snprintf(err, errlen, "stitch: segment %zu spool file %s shrank under frame %u", k,
                      path, f);
-            return NULL;
+            return -1;
         }
-        return sf->map + off;
+        *frame = sf->map + off;
+        return 0;
     }
     int fd = pack ? pack_fd(sj, pack, path, sizeof path) : sf->fd;
     if (fd < 0) { /* path: the pack that could not be opened */
         snprintf(err, errlen, "stitch: cannot open segment %zu spool file %s: %s", k, path,
                  strerror(errno));
-        return NULL;
+        return -1;
     }
     off += (off_t)sj->loc[k].off;
     if (!*bufp && !(*bufp = malloc(sj->frame_bytes))) {
         snprintf(err, errlen, "stitch: out of memory for a frame buffer of %zu bytes",
                  sj->frame_bytes);
-        return NULL;
+        return -1;
     }
     uint8_t *buf = *bufp;
     size_t got = 0;
@@ -287,11 +311,12 @@ static const uint8_t *frame_at(stitch_job *sj, size_t k, uint32_t f, uint8_t **b
             seg_file(sj, k, path, sizeof path);
             snprintf(err, errlen, "stitch: segment %zu spool file %s is short at frame %u (%s)", k,
                      path, f, r < 0 ? strerror(errno) : "end of file");
-            return NULL;
+            return -1;
         }
         got += (size_t)r;
     }
-    return buf;
+    *frame = buf;
+    return 0;
 }
 
 /* Close the spool files of segments that no unemitted frame needs (packs
@@ -363,13 +388,13 @@ static int stitch_pass(stitch_pool *pool, stitch_job *sj, void *push, char *err,
         }
         const uint8_t *frame;
         if (lo == hi) {
-            if (!(frame = frame_at(sj, lo, f, &sj->bufs[0], err, errlen)))
+            if (frame_at(sj, lo, f, &sj->bufs[0], &frame, err, errlen) != 0)
                 return -1;
         } else {
             size_t n0;
             size_t n = plan_weights(sj->plan, f, &n0, NULL, sj->q16);
             for (size_t i = 0; i < n; i++)
-                if (!(sj->src[i] = frame_at(sj, lo + i, f, &sj->bufs[i], err, errlen)))
+                if (frame_at(sj, lo + i, f, &sj->bufs[i], &sj->src[i], err, errlen) != 0)
                     return -1;
             if (kn_blend_u8(pool->kn, sj->src, sj->q16, (unsigned)n, sj->out, sj->frame_bytes,
                             err, errlen) != 0)
@@ -510,6 +535,8 @@ int stitch_pool_new(void *zctx, const char *event_endpoint, unsigned threads, kn
     }
     pool->zctx = zctx;
     snprintf(pool->endpoint, sizeof pool->endpoint, "%s", event_endpoint);
+    long page = sysconf(_SC_PAGESIZE);
+    pool->page = page > 0 ? (uintptr_t)page : 4096;
     if (kn_new(pref, &pool->kn, err, errlen) != 0) {
         free(pool);
         return -1;

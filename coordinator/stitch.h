@@ -10,8 +10,9 @@
  * segment's own spool file is mapped, its frames read in place, and
  * unmapped once every frame it covers has been emitted; a packed segment's
  * frames are read into a buffer (a job keeps up to four pack files open
- * until it is over). Memory therefore stays at a few frames per job
- * however long the video is. The spool files themselves stay until the job is over (the
+ * until it is over). Memory of its own therefore stays at a few frames
+ * per job however long the video is; a mapped segment's pages are the
+ * spool's page cache, which the kernel reclaims as it needs. The spool files themselves stay until the job is over (the
  * coordinator deletes them), so that a restarted coordinator can stitch
  * the job again without rendering it again.
  *
