@@ -38,7 +38,8 @@ typedef struct coord_seg {
     int fd;                /* spool file being written, -1 when none */
     uint8_t *mem;          /* or, for a small segment, its frames in memory (COORD_MEM_SEGMENT_MAX) */
     spool_loc loc;         /* where it is (or goes) in the spool; a pack's is referenced */
-    uint64_t started_ms;
+    uint64_t started_ms;   /* monotonic, for its lease */
+    uint64_t started_wall_ms; /* wall clock, for its record */
     uint64_t retry_at_ms;  /* queued after a failure: not handed out before (monotonic) */
     uint64_t render_ms;    /* the worker's, for the done record */
     uint64_t finished_ms;  /* wall clock when it was done, for the done record */
@@ -67,6 +68,7 @@ typedef struct coord_job {
     int started;
     uint32_t segments_done;
     uint32_t frames_stitched;
+    uint64_t started_wall_ms; /* when its first segment was assigned; 0: not this run */
     uint32_t delayed;        /* segments waiting out a retry backoff */
     rf_map *worker_failures; /* worker id -> failures of this job (as uintptr_t) */
     char batch[RF_ID_MAX + 1]; /* "" when submitted on its own */
@@ -208,6 +210,7 @@ typedef struct coord_final {
     /* A done job's results ("k:worker,...", the video's seconds); NULL. */
     const char *segment_workers;
     double duration_s;
+    uint64_t finished_ms; /* when the job ended (wall clock) */
 } coord_final;
 /* Queue f's writes to the job's Redis record (progress, output, results,
  * then the state). Returns the first failure's code, or 0. */

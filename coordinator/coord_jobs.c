@@ -44,7 +44,8 @@ int coord_seg_store_done(coord *c, const coord_job *j, uint32_t k) {
     char pack[48];
     snprintf(pack, sizeof pack, "%" PRIu32 ":%" PRId64, s->loc.pack, s->loc.off);
     return store_seg_done(c->st, j->spec->id, k, s->attempt, s->worker[0] ? s->worker : NULL,
-                          s->render_ms, s->finished_ms, s->loc.pack ? pack : NULL);
+                          s->render_ms, s->started_wall_ms, s->finished_ms,
+                          s->loc.pack ? pack : NULL);
 }
 
 void coord_seg_close(coord_job *j, uint32_t k, int remove_part) {
@@ -214,7 +215,8 @@ void coord_job_finish(coord *c, coord_job *j, const char *state, const char *err
                      .render_ms = j->render_ms,
                      .segment_workers = sw,
                      .duration_s = (double)j->spec->frames * j->spec->fps_den /
-                                   (double)j->spec->fps_num};
+                                   (double)j->spec->fps_num,
+                     .finished_ms = rf_wall_ms()};
     /* Progress goes with the final record, before the state, not after it
      * with the turn's other progress writes. */
     j->progress_dirty = 0;
@@ -456,10 +458,6 @@ void coord_jobs_release_retries(coord *c) {
 
 /* ---- catching Redis up ---- */
 
-static const char *seg_state_name(coord_seg_state s) {
-    return s == SEG_DONE ? "done" : s == SEG_QUEUED ? "queued" : "running";
-}
-
 static int resync_job(void *ctx, const char *key, void *value) {
     (void)key;
     coord *c = ctx;
@@ -476,12 +474,21 @@ static int resync_job(void *ctx, const char *key, void *value) {
         /* The state only: store_job_state would restart started_ms. */
         rc = store_hset(c->st, "job", j->spec->id, "state",
                         j->paused ? "paused" : j->started ? "running" : "queued");
+    if (rc == 0 && j->started_wall_ms) { /* it may have started during the outage */
+        snprintf(v, sizeof v, "%llu", (unsigned long long)j->started_wall_ms);
+        rc = store_hset(c->st, "job", j->spec->id, "started_ms", v);
+    }
+    /* Every time as it was, not the time of the catch-up. */
     for (size_t k = 0; rc == 0 && k < j->plan->n; k++) {
         coord_seg *s = &j->segs[k];
-        rc = s->state == SEG_DONE
-                 ? coord_seg_store_done(c, j, (uint32_t)k)
-                 : store_seg_state(c->st, j->spec->id, (uint32_t)k, seg_state_name(s->state),
-                                   s->attempt, s->worker[0] ? s->worker : NULL, NULL);
+        const char *w = s->worker[0] ? s->worker : NULL;
+        if (s->state == SEG_DONE)
+            rc = coord_seg_store_done(c, j, (uint32_t)k);
+        else if (s->state == SEG_QUEUED)
+            rc = store_seg_state(c->st, j->spec->id, (uint32_t)k, "queued", s->attempt, w, NULL);
+        else /* running, or committing its frames */
+            rc = store_seg_running(c->st, j->spec->id, (uint32_t)k, s->attempt, w,
+                                   s->started_wall_ms);
     }
     coord_store_warn(c, rc, "catch-up");
     return rc != 0; /* Redis went away again: stop, the next recovery redoes it */
@@ -555,7 +562,7 @@ typedef struct rec_seg {
     uint32_t attempt, failures;
     char tried[256];
     char worker[RF_ID_MAX + 1]; /* who rendered it, when done */
-    uint64_t render_ms, finished_ms;
+    uint64_t render_ms, started_ms, finished_ms;
     spool_loc loc; /* pack 0: its own file (or a "pack" field that is no place) */
 } rec_seg;
 
@@ -573,6 +580,8 @@ static void seg_field(void *ctx, const char *name, const char *value) {
         snprintf(r->worker, sizeof r->worker, "%s", value);
     else if (strcmp(name, "render_ms") == 0)
         r->render_ms = strtoull(value, NULL, 10);
+    else if (strcmp(name, "started_ms") == 0)
+        r->started_ms = strtoull(value, NULL, 10);
     else if (strcmp(name, "finished_ms") == 0)
         r->finished_ms = strtoull(value, NULL, 10);
     else if (strcmp(name, "pack") == 0 && spool_loc_parse(value, &r->loc) != 0)
@@ -647,6 +656,7 @@ static int recover_job(coord *c, const rec_job *r, char *err, size_t errlen) {
              * the record after an outage. */
             snprintf(s->worker, sizeof s->worker, "%s", rs.worker);
             s->render_ms = rs.render_ms;
+            s->started_wall_ms = rs.started_ms;
             s->finished_ms = rs.finished_ms;
             s->state = SEG_DONE;
             j->segments_done++;

@@ -125,6 +125,7 @@ static void assign(coord *c, coord_worker *w, coord_job *j, uint32_t k) {
     s->frames_recv = 0;
     s->in_spool = w->spool_shared && !s->mem; /* small ones come over the socket */
     s->started_ms = rf_mono_ms();
+    s->started_wall_ms = rf_wall_ms();
     snprintf(s->worker, sizeof s->worker, "%s", w->id);
 
     Rfarm__Assign a = RFARM__ASSIGN__INIT;
@@ -161,9 +162,15 @@ static void assign(coord *c, coord_worker *w, coord_job *j, uint32_t k) {
             j->spec->id, k, s->attempt, w->id, ps->first, ps->frames);
     if (!j->started) {
         j->started = 1;
-        coord_store_warn(c, store_job_state(c->st, j->spec->id, "running", NULL), "job state");
+        j->started_wall_ms = s->started_wall_ms;
+        coord_store_warn(c,
+                         store_job_state_at(c->st, j->spec->id, "running", NULL,
+                                            j->started_wall_ms),
+                         "job state");
     }
-    coord_store_warn(c, store_seg_state(c->st, j->spec->id, k, "running", s->attempt, w->id, NULL),
+    coord_store_warn(c,
+                     store_seg_running(c->st, j->spec->id, k, s->attempt, w->id,
+                                       s->started_wall_ms),
                      "segment state");
     coord_job_log(c, j, "segment %u attempt %u started on %s (frames %u-%u)", k, s->attempt,
                   w->id, ps->first, ps->first + ps->frames - 1);

@@ -349,9 +349,14 @@ void store_key(const store *s, char *buf, size_t len, const char *fmt, const cha
  * must not cost thousands of round trips. Writing stops at the first
  * failure; deleting is best effort and tries every batch. */
 int store_job_state(store *s, const char *job, const char *state, const char *error) {
+    return store_job_state_at(s, job, state, error, 0);
+}
+
+int store_job_state_at(store *s, const char *job, const char *state, const char *error,
+                       uint64_t at_ms) {
     char jk[256];
     store_key(s, jk, sizeof jk, "job:%s", job, 0);
-    uint64_t now = rf_wall_ms();
+    uint64_t now = at_ms ? at_ms : rf_wall_ms();
     store_argv h = {0};
     store_arg(&h, "HSET");
     store_arg(&h, jk);
@@ -441,18 +446,29 @@ int store_seg_state(store *s, const char *job, uint32_t seg, const char *state, 
         store_arg(&h, "error");
         store_arg(&h, error);
     }
-    if (strcmp(state, "running") == 0) {
-        store_arg(&h, "started_ms");
-        store_arg_u64(&h, rf_wall_ms());
-    }
+    return store_run(s, &h);
+}
+
+int store_seg_running(store *s, const char *job, uint32_t seg, uint32_t attempt,
+                      const char *worker, uint64_t started_ms) {
+    store_argv h = {0};
+    char sk[256];
+    seg_hset(s, &h, sk, sizeof sk, job, seg, "running", attempt, worker);
+    store_arg(&h, "started_ms");
+    store_arg_u64(&h, started_ms ? started_ms : rf_wall_ms());
     return store_run(s, &h);
 }
 
 int store_seg_done(store *s, const char *job, uint32_t seg, uint32_t attempt, const char *worker,
-                   uint64_t render_ms, uint64_t finished_ms, const char *pack) {
+                   uint64_t render_ms, uint64_t started_ms, uint64_t finished_ms,
+                   const char *pack) {
     store_argv h = {0};
     char sk[256];
     seg_hset(s, &h, sk, sizeof sk, job, seg, "done", attempt, worker);
+    if (started_ms) {
+        store_arg(&h, "started_ms");
+        store_arg_u64(&h, started_ms);
+    }
     store_arg(&h, "finished_ms");
     store_arg_u64(&h, finished_ms ? finished_ms : rf_wall_ms());
     store_arg(&h, "render_ms");

@@ -111,18 +111,27 @@ int store_jobs_create(store *s, store_new_job *jobs, size_t n, char *err, size_t
 /* Set a job's state; error may be NULL. Terminal states (done, failed,
  * cancelled) also set finished_ms and leave jobs:active. */
 int store_job_state(store *s, const char *job, const char *state, const char *error);
+/* The same, with the time of the change (wall ms; 0: now) in finished_ms
+ * or started_ms: a record written late (after an outage) keeps the time
+ * it happened. */
+int store_job_state_at(store *s, const char *job, const char *state, const char *error,
+                       uint64_t at_ms);
 int store_job_progress(store *s, const char *job, uint32_t segments_done, uint32_t frames_stitched);
 int store_job_output(store *s, const char *job, const char *path, uint64_t bytes);
 
-/* A segment's state other than done (queued, running, failed...). */
+/* A segment's state other than running and done (queued, failed...). */
 int store_seg_state(store *s, const char *job, uint32_t seg, const char *state, uint32_t attempt,
                     const char *worker, const char *error);
+/* A segment is running on worker since started_ms (wall clock; 0: now). */
+int store_seg_running(store *s, const char *job, uint32_t seg, uint32_t attempt,
+                      const char *worker, uint64_t started_ms);
 /* A segment is done: its bytes are durable in the spool, in its own file,
  * or, when pack is not NULL, at "PACK:OFF" in a pack file (spool.h).
- * finished_ms: when it was done (wall clock), kept as it was when the
- * record is written again after an outage; 0 means now. */
+ * started_ms (0: not written) and finished_ms (0: now) are wall clock,
+ * kept as they were when the record is written again after an outage. */
 int store_seg_done(store *s, const char *job, uint32_t seg, uint32_t attempt, const char *worker,
-                   uint64_t render_ms, uint64_t finished_ms, const char *pack);
+                   uint64_t render_ms, uint64_t started_ms, uint64_t finished_ms,
+                   const char *pack);
 
 typedef struct store_worker {
     const char *id, *engines, *compute, *hostname, *state;

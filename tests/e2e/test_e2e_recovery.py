@@ -28,8 +28,9 @@ real, and each one used to hang or lose a job:
    the done segments where Redis says, not render them again, produce the
    fault-free bytes, delete a pack nothing references, and delete the
    first coordinator's packs once the job that held them is over.
-5. Catching up after an outage rewrites unfinished jobs' records; a
-   segment done before the outage keeps its finished_ms.
+5. Catching up after an outage rewrites unfinished jobs' records; their
+   segments keep the started_ms and finished_ms they had, and a job that
+   ended during the outage its finished_ms.
 """
 
 import hashlib
@@ -138,6 +139,7 @@ def test_final_state_survives_outage_and_crash():
         kept = farm.wait_for(lambda: os.path.exists(final), 5)
         suite.check(kept, "its final record is kept in the spool (.final/final)", os.listdir(f.spool))
         bytes_out = os.path.getsize(out)
+        written_ms = time.time() * 1000
         starts_before = sum(len(re.findall(r"segment started job=final ", w.log_text()))
                             for w in f.workers.values())
         f.kill_coordinator()
@@ -147,6 +149,7 @@ def test_final_state_survives_outage_and_crash():
         with open(os.path.join(orphan, "pack"), "wb") as fh:
             fh.write(b"\0" * 384)
         f.start_redis()
+        time.sleep(1.0)  # the restart's time is not the job's
         f.restart_coordinator()
         suite.check(not os.path.exists(orphan),
                     "the new coordinator removed the spool of a job that is over")
@@ -156,6 +159,9 @@ def test_final_state_survives_outage_and_crash():
         suite.equal((rec.get("state"), rec.get("output_bytes"), rec.get("frames_stitched")),
                     ("done", str(bytes_out), "120"),
                     "Redis has the final record: (state, output_bytes, frames_stitched)")
+        suite.check(int(rec.get("finished_ms", "0")) <= written_ms + 800,
+                    "its finished_ms is when it ended, not when the record was written",
+                    (rec.get("finished_ms"), int(written_ms)))
         sw = [p.split(":", 1) for p in rec.get("segment_workers", "").split(",") if p]
         suite.check(len(sw) == 6 and all(len(p) == 2 and p[1] for p in sw),
                     "the kept record also brought the job's results (a worker per segment)",
@@ -208,27 +214,43 @@ def test_batch_totals_survive_an_outage():
                     "the coordinator recounted the batch after the outage")
 
 
-def test_done_segments_keep_their_finish_time_across_an_outage():
+def test_segment_times_survive_an_outage():
     """After an outage the coordinator writes every unfinished job's state
-    again; a segment done before it keeps the finished_ms it had (the
-    catch-up used to stamp it with the time of the catch-up)."""
-    with suite.farm(workers=2, capacity=1, name="fintime", coordinator_args=LEASE,
+    again; a segment done before it keeps its finished_ms, and one that
+    started during it says when it started, not when Redis came back (the
+    catch-up used to stamp both with its own time)."""
+    with suite.farm(workers=2, capacity=1, name="segtimes", coordinator_args=LEASE,
                     redis_aof=True) as f:
-        job = f.submit(spec("fintime", f.out("fintime.y4m"), cost_ms=25, frames=240))
-        key0 = f"{f.prefix}job:fintime:seg:0"
-        first = farm.wait_for(lambda: f.redis_hgetall(key0).get("state") == "done", 20,
-                              interval=0.05)
-        if not suite.check(first, "segment 0 is done in Redis"):
+        # 7 segments of 24 frames at 60 ms: 1.4 s each, 2 at a time.
+        job = f.submit(spec("segtimes", f.out("segtimes.y4m"), cost_ms=60, frames=144))
+        nseg = 7
+        recs = lambda: {k: f.redis_hgetall(f"{f.prefix}job:segtimes:seg:{k}") for k in range(nseg)}
+        done0 = farm.wait_for(lambda: recs()[0].get("state") == "done", 20, interval=0.05)
+        if not suite.check(done0, "segment 0 is done in Redis"):
             return
-        before = f.redis_hgetall(key0).get("finished_ms")
+        before = recs()
         f.stop_redis()
-        time.sleep(1.5)
+        # Redis comes back as soon as a segment has started during the outage.
+        mark = len(f.coordinator.log_text())
+        farm.wait_for(lambda: "segment assigned job=segtimes" in f.coordinator.log_text()[mark:],
+                      10, interval=0.02)
+        back_ms = time.time() * 1000
         f.start_redis()
         caught_up = farm.wait_for(lambda: "redis is back" in f.coordinator.log_text(), 10)
         suite.check(caught_up, "the coordinator caught Redis up")
+        time.sleep(0.3)  # the catch-up's writes
+        now = recs()
+        head = f.coordinator.log_text().split("redis is back")[0]
+        suite.check("job done job=segtimes" not in head, "the job was still running at the catch-up")
+        started = {int(k) for k in re.findall(r"segment assigned job=segtimes seg=(\d+)", head)}
+        running = sorted(k for k in started if now[k].get("state") == "running")
+        suite.check(running, "segments assigned before the catch-up are running after it", now)
+        suite.check(all(int(now[k].get("started_ms", "0")) <= back_ms for k in running),
+                    "their started_ms is before Redis came back, not the catch-up's time",
+                    ({k: now[k].get("started_ms") for k in running}, int(back_ms)))
         if not f.wait_done(job, timeout=60):
             return
-        suite.equal(f.redis_hgetall(key0).get("finished_ms"), before,
+        suite.equal(recs()[0].get("finished_ms"), before[0].get("finished_ms"),
                     "segment 0's finished_ms is the one from before the outage")
 
 
@@ -296,6 +318,6 @@ suite.case(test_ghost_worker_loses_everything)
 suite.case(test_hung_redis_costs_no_lease)
 suite.case(test_final_state_survives_outage_and_crash)
 suite.case(test_batch_totals_survive_an_outage)
-suite.case(test_done_segments_keep_their_finish_time_across_an_outage)
+suite.case(test_segment_times_survive_an_outage)
 suite.case(test_packed_segments_survive_a_crash)
 sys.exit(suite.finish())
