@@ -22,7 +22,7 @@ static inline unsigned long long bench_arg(const char *prog, int argc, char **ar
     if (argc <= i)
         return dflt;
     char *end = NULL;
-    unsigned long long v = strtoull(argv[i], &end, 10);
+    unsigned long long v = argv[i][0] == '-' ? 0 : strtoull(argv[i], &end, 10);
     if (!end || *end || v == 0) {
         fprintf(stderr, "%s: argument %d must be a positive whole number, not '%s'\n", prog, i,
                 argv[i]);
