@@ -277,8 +277,8 @@ static double run(void *pull, const char *endpoint, size_t chunk, unsigned long 
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr,
-                "usage: rf-bench-zmq TOTAL_BYTES [CHUNK_BYTES [SENDERS [RUNS [DIR [FILE_FRAMES]]]]]\n");
+        fprintf(stderr, "usage: rf-bench-zmq TOTAL_BYTES "
+                        "[CHUNK_BYTES [SENDERS [RUNS [DIR [FILE_FRAMES]]]]]\n");
         return 2;
     }
     unsigned long long total = bench_arg("zmq_bw", argc, argv, 1, 0);

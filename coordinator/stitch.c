@@ -88,7 +88,6 @@ struct stitch_pool {
     stitch_job *q_head, *q_tail;
     int stopping;
     unsigned nthreads;
-    uintptr_t page; /* the page size, for populating a mapped frame's pages */
     pthread_t *threads;
 };
 
@@ -196,23 +195,6 @@ static void seg_file(const stitch_job *sj, size_t k, char *buf, size_t len) {
     spool_loc_path(sj->spool_dir, sj->packs_dir, (uint32_t)k, sj->loc[k], buf, len);
 }
 
-/* Map the pages of the `len` bytes at p in one call, instead of a fault
- * per 16 of them (fault-around): 0, or the errno of MADV_POPULATE_READ.
- * EFAULT says a page is gone, the file shrank since it was mapped, where
- * touching the page would raise SIGBUS; EINVAL, that the kernel (before
- * 5.14) or the headers do not know the call. */
-static int populate(const stitch_pool *pool, const uint8_t *p, size_t len) {
-#ifdef MADV_POPULATE_READ
-    uintptr_t a = (uintptr_t)p & ~(pool->page - 1);
-    return madvise((void *)a, (uintptr_t)p + len - a, MADV_POPULATE_READ) == 0 ? 0 : errno;
-#else
-    (void)pool;
-    (void)p;
-    (void)len;
-    return EINVAL;
-#endif
-}
-
 /* Open segment k's own file and map it whole. Mapped, a frame reaches
  * the blend or the encoder without a copy: the page cache's pages are the
  * frame (the pread it replaces was one of the coordinator's four copies of
@@ -254,7 +236,7 @@ static int seg_file_open(stitch_job *sj, size_t k, char *err, size_t errlen) {
     if (m == MAP_FAILED)
         return 0;
     /* Its first page tells whether populating works here at all. */
-    if (populate(sj->pool, m, 1) != 0) {
+    if (rf_populate_read(m, 1) != 0) {
         munmap(m, len);
         return 0;
     }
@@ -280,7 +262,7 @@ static int frame_at(stitch_job *sj, size_t k, uint32_t f, uint8_t **bufp, const 
         return -1;
     off_t off = (off_t)(f - sj->plan->seg[k].first) * (off_t)sj->frame_bytes;
     if (sf->map) {
-        if (populate(sj->pool, sf->map + off, sj->frame_bytes) == EFAULT) {
+        if (rf_populate_read(sf->map + off, sj->frame_bytes) == EFAULT) {
             seg_file(sj, k, path, sizeof path);
             snprintf(err, errlen, "stitch: segment %zu spool file %s shrank under frame %u", k,
                      path, f);
@@ -535,8 +517,6 @@ int stitch_pool_new(void *zctx, const char *event_endpoint, unsigned threads, kn
     }
     pool->zctx = zctx;
     snprintf(pool->endpoint, sizeof pool->endpoint, "%s", event_endpoint);
-    long page = sysconf(_SC_PAGESIZE);
-    pool->page = page > 0 ? (uintptr_t)page : 4096;
     if (kn_new(pref, &pool->kn, err, errlen) != 0) {
         free(pool);
         return -1;

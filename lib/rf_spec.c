@@ -112,7 +112,7 @@ static void store_int(rf_spec *s, const int_rule *r, long long v) {
 /* Reads every integer field into `s`; ok[i] says whether rule i ended with
  * a usable value (given and valid, or defaulted). `given[i]` says whether
  * the spec set it. `output` may be NULL when the output object is unusable. */
-static void read_ints(problems *p, const json_t *root, const json_t *output, rf_spec *s,
+static void read_ints(rf_spec_problems *p, const json_t *root, const json_t *output, rf_spec *s,
                       int ok[R_COUNT], int given[R_COUNT]) {
     for (int i = 0; i < R_COUNT; i++) {
         const int_rule *r = &INT_RULES[i];
@@ -124,7 +124,7 @@ static void read_ints(problems *p, const json_t *root, const json_t *output, rf_
         const json_t *v = json_object_get(obj, dot ? dot + 1 : r->field);
         if (!v) {
             if (r->required) {
-                spec_add(p, "%s: is required", r->field);
+                rf_spec_add(p, "%s: is required", r->field);
             } else {
                 store_int(s, r, r->def);
                 ok[i] = 1;
@@ -133,7 +133,7 @@ static void read_ints(problems *p, const json_t *root, const json_t *output, rf_
         }
         given[i] = 1;
         if (!json_is_integer(v)) {
-            spec_add(p, "%s: must be an integer", r->field);
+            rf_spec_add(p, "%s: must be an integer", r->field);
             continue;
         }
         long long x = json_integer_value(v);
@@ -145,7 +145,7 @@ static void read_ints(problems *p, const json_t *root, const json_t *output, rf_
             continue;
         }
         if (x < r->min || x > r->max) {
-            spec_add(p, "%s: must be between %lld and %lld", r->field, r->min, r->max);
+            rf_spec_add(p, "%s: must be between %lld and %lld", r->field, r->min, r->max);
             continue;
         }
         store_int(s, r, x);
@@ -155,13 +155,13 @@ static void read_ints(problems *p, const json_t *root, const json_t *output, rf_
 
 /* ---- the other fields ---------------------------------------------------- */
 
-static void read_id(problems *p, const json_t *v, rf_spec *s) {
+static void read_id(rf_spec_problems *p, const json_t *v, rf_spec *s) {
     if (!v) {
         rf_new_id("job", s->id, sizeof s->id);
         return;
     }
     if (!json_is_string(v)) {
-        spec_add(p, "id: must be a string");
+        rf_spec_add(p, "id: must be a string");
         return;
     }
     const char *id = json_string_value(v);
@@ -169,38 +169,41 @@ static void read_id(problems *p, const json_t *v, rf_spec *s) {
     char shown[80];
     if (len < 1 || len > RF_ID_MAX ||
         strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != len) {
-        spec_add(p, "id: must be 1 to %d characters from A-Z a-z 0-9 . _ - (got '%s')", RF_ID_MAX,
-            spec_clean(id, 64, shown, sizeof shown));
+        rf_spec_add(p, "id: must be 1 to %d characters from A-Z a-z 0-9 . _ - (got '%s')",
+                    RF_ID_MAX, rf_spec_clean(id, 64, shown, sizeof shown));
         return;
     }
     if (id[0] == '.') {
-        spec_add(p, "id: must not start with '.' (got '%s')", spec_clean(id, 64, shown, sizeof shown));
+        rf_spec_add(p, "id: must not start with '.' (got '%s')",
+                    rf_spec_clean(id, 64, shown, sizeof shown));
         return;
     }
     memcpy(s->id, id, len + 1);
 }
 
 /* Returns 1 when the engine is valid (so its params may be checked). */
-static int read_engine(problems *p, const json_t *v, const char *const *engines, rf_spec *s) {
+static int read_engine(rf_spec_problems *p, const json_t *v, const char *const *engines,
+                       rf_spec *s) {
     if (!v) {
-        spec_add(p, "engine: is required");
+        rf_spec_add(p, "engine: is required");
         return 0;
     }
-    int k = spec_read_choice(p, v, "engine", "engine", engines);
+    int k = rf_spec_read_choice(p, v, "engine", "engine", engines);
     if (k < 0)
         return 0;
     if (strlen(engines[k]) >= sizeof s->engine) {
-        spec_add(p, "engine: name '%s' is longer than %zu bytes", engines[k], sizeof s->engine - 1);
+        rf_spec_add(p, "engine: name '%s' is longer than %zu bytes", engines[k],
+                    sizeof s->engine - 1);
         return 0;
     }
     strcpy(s->engine, engines[k]);
     return 1;
 }
 
-static void read_params(problems *p, const json_t *v, int engine_ok, const rf_spec_opts *o,
+static void read_params(rf_spec_problems *p, const json_t *v, int engine_ok, const rf_spec_opts *o,
                         rf_spec *s) {
     if (v && !json_is_object(v)) {
-        spec_add(p, "params: must be an object");
+        rf_spec_add(p, "params: must be an object");
         return;
     }
     s->params_json = v ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS) : strdup("{}");
@@ -218,23 +221,23 @@ static void read_params(problems *p, const json_t *v, int engine_ok, const rf_sp
     int shown = 0;
     for (char *save = NULL, *line = strtok_r(lines, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save)) {
-        spec_add(p, "%s", line);
+        rf_spec_add(p, "%s", line);
         shown++;
     }
     /* The engine's count is authoritative even if it wrote no text. */
     if (shown == 0)
-        spec_add(p, "params: rejected by engine '%s'", s->engine);
+        rf_spec_add(p, "params: rejected by engine '%s'", s->engine);
 }
 
-static void read_prompt(problems *p, const json_t *v, rf_spec *s) {
+static void read_prompt(rf_spec_problems *p, const json_t *v, rf_spec *s) {
     if (v && !json_is_string(v)) {
-        spec_add(p, "prompt: must be a string");
+        rf_spec_add(p, "prompt: must be a string");
         return;
     }
     const char *text = v ? json_string_value(v) : "";
     size_t len = strlen(text);
     if (len > RF_PROMPT_MAX) {
-        spec_add(p, "prompt: must be at most %d bytes (got %zu)", RF_PROMPT_MAX, len);
+        rf_spec_add(p, "prompt: must be at most %d bytes (got %zu)", RF_PROMPT_MAX, len);
         return;
     }
     s->prompt = strdup(text);
@@ -264,7 +267,7 @@ static int parse_fraction(const char *t, uint32_t *num, uint32_t *den) {
     return 0;
 }
 
-static void read_fps(problems *p, const json_t *v, rf_spec *s) {
+static void read_fps(rf_spec_problems *p, const json_t *v, rf_spec *s) {
     char shown[80];
     if (!v) {
         s->fps_num = 24;
@@ -272,7 +275,7 @@ static void read_fps(problems *p, const json_t *v, rf_spec *s) {
     } else if (json_is_integer(v)) {
         long long x = json_integer_value(v);
         if (x < 1 || x > FPS_MAX)
-            spec_add(p, "fps: " FPS_HINT " (got %lld)", x);
+            rf_spec_add(p, "fps: " FPS_HINT " (got %lld)", x);
         else {
             s->fps_num = (uint32_t)x;
             s->fps_den = 1;
@@ -284,21 +287,22 @@ static void read_fps(problems *p, const json_t *v, rf_spec *s) {
          * engines want the exact fraction the operator wrote. */
         if (parse_fraction(t, &num, &den) != 0 || num < den ||
             (uint64_t)num > (uint64_t)FPS_MAX * den)
-            spec_add(p, "fps: " FPS_HINT " (got \"%s\")", spec_clean(t, 64, shown, sizeof shown));
+            rf_spec_add(p, "fps: " FPS_HINT " (got \"%s\")",
+                        rf_spec_clean(t, 64, shown, sizeof shown));
         else {
             s->fps_num = num;
             s->fps_den = den;
         }
     } else {
-        spec_add(p, "fps: " FPS_HINT);
+        rf_spec_add(p, "fps: " FPS_HINT);
     }
 }
 
-static void read_blend(problems *p, const json_t *v, rf_spec *s) {
+static void read_blend(rf_spec_problems *p, const json_t *v, rf_spec *s) {
     s->blend = RF_BLEND_COSINE;
     if (!v)
         return;
-    int k = spec_read_choice(p, v, "blend", "blend curve", BLEND_NAMES);
+    int k = rf_spec_read_choice(p, v, "blend", "blend curve", BLEND_NAMES);
     if (k >= 0)
         s->blend = k == 0 ? RF_BLEND_LINEAR : RF_BLEND_COSINE;
 }
@@ -318,21 +322,23 @@ static const char *step_examples(uint32_t x, uint32_t q, uint32_t limit, char *b
  * L and O both q*n + 1 the stride L - O is a multiple of q, so every
  * segment starts on the grid; with frames q*n + 1 the last one, which ends
  * at the job's end, holds q*n + 1 frames like the others. */
-static void check_step(problems *p, const rf_spec *s, uint32_t q, const int ok[R_COUNT]) {
+static void check_step(rf_spec_problems *p, const rf_spec *s, uint32_t q, const int ok[R_COUNT]) {
     if (q <= 1 || !ok[R_FRAMES] || !ok[R_SEGMENT] || !ok[R_OVERLAP] ||
         s->overlap_frames >= s->segment_frames)
         return;
     char eg[64];
     if (s->frames % q != 1)
-        spec_add(p, "frames: the %s engine needs %un+1 frames (got %u; %s)", s->engine, q, s->frames,
-            step_examples(s->frames, q, 0, eg, sizeof eg));
+        rf_spec_add(p, "frames: the %s engine needs %un+1 frames (got %u; %s)", s->engine, q,
+                    s->frames, step_examples(s->frames, q, 0, eg, sizeof eg));
     if (s->frames <= s->segment_frames)
         return; /* one segment of `frames` frames: L and O do not matter */
     if (s->segment_frames % q != 1)
-        spec_add(p, "segment_frames: the %s engine needs segments of %un+1 frames (got %u; %s)",
-            s->engine, q, s->segment_frames, step_examples(s->segment_frames, q, 0, eg, sizeof eg));
+        rf_spec_add(p, "segment_frames: the %s engine needs segments of %un+1 frames (got %u; %s)",
+                    s->engine, q, s->segment_frames,
+                    step_examples(s->segment_frames, q, 0, eg, sizeof eg));
     if (s->overlap_frames % q != 1)
-        spec_add(p,
+        rf_spec_add(
+            p,
             "overlap_frames: the %s engine needs overlaps of %un+1 frames, so that every segment "
             "starts on a multiple of %u (got %u; %s)",
             s->engine, q, q, s->overlap_frames,
@@ -340,17 +346,16 @@ static void check_step(problems *p, const rf_spec *s, uint32_t q, const int ok[R
 }
 
 /* Rules that relate several fields; each runs only when its inputs are valid. */
-static void check_cross(problems *p, const rf_spec *s, const int ok[R_COUNT],
+static void check_cross(rf_spec_problems *p, const rf_spec *s, const int ok[R_COUNT],
                         const int given[R_COUNT]) {
     if (ok[R_WIDTH] && s->width % 2)
-        spec_add(p, "width: must be even for 4:2:0 video (got %u)", s->width);
+        rf_spec_add(p, "width: must be even for 4:2:0 video (got %u)", s->width);
     if (ok[R_HEIGHT] && s->height % 2)
-        spec_add(p, "height: must be even for 4:2:0 video (got %u)", s->height);
+        rf_spec_add(p, "height: must be even for 4:2:0 video (got %u)", s->height);
     if (ok[R_SEGMENT] && ok[R_OVERLAP] && s->overlap_frames >= s->segment_frames)
-        spec_add(p, "overlap_frames: must be less than segment_frames (%u)%s", s->segment_frames,
-            given[R_OVERLAP] ? "" : "; the default overlap is 8, set overlap_frames");
-    if (ok[R_FRAMES] && ok[R_SEGMENT] && ok[R_OVERLAP] &&
-        s->overlap_frames < s->segment_frames) {
+        rf_spec_add(p, "overlap_frames: must be less than segment_frames (%u)%s", s->segment_frames,
+                    given[R_OVERLAP] ? "" : "; the default overlap is 8, set overlap_frames");
+    if (ok[R_FRAMES] && ok[R_SEGMENT] && ok[R_OVERLAP] && s->overlap_frames < s->segment_frames) {
         /* Counted as the planner cuts: segments start every L-O frames and
          * the last one ends at the last frame. */
         uint32_t stride = s->segment_frames - s->overlap_frames;
@@ -358,17 +363,17 @@ static void check_cross(problems *p, const rf_spec *s, const int ok[R_COUNT],
         if (s->frames > s->segment_frames)
             n = (s->frames - s->segment_frames + stride - 1) / stride + 1;
         if (n > RF_SPEC_MAX_SEGMENTS)
-            spec_add(p,
-                "segment_frames: %u frames in segments of %u overlapping by %u make %llu "
-                "segments; at most %d (use longer segments)",
-                s->frames, s->segment_frames, s->overlap_frames, (unsigned long long)n,
-                RF_SPEC_MAX_SEGMENTS);
+            rf_spec_add(p,
+                        "segment_frames: %u frames in segments of %u overlapping by %u make %llu "
+                        "segments; at most %d (use longer segments)",
+                        s->frames, s->segment_frames, s->overlap_frames, (unsigned long long)n,
+                        RF_SPEC_MAX_SEGMENTS);
     }
     if (!ok[R_WIDTH] || !ok[R_HEIGHT] || s->width % 2 || s->height % 2)
         return;
     if ((uint64_t)s->width * s->height > MAX_PIXELS) {
-        spec_add(p, "width x height: frame of %u x %u pixels is larger than 8192x4320", s->width,
-            s->height);
+        rf_spec_add(p, "width x height: frame of %u x %u pixels is larger than 8192x4320", s->width,
+                    s->height);
         return;
     }
     if (!ok[R_SEGMENT])
@@ -380,13 +385,14 @@ static void check_cross(problems *p, const rf_spec *s, const int ok[R_COUNT],
         len = s->frames;
     uint64_t bytes = (uint64_t)rf_i420_bytes(s->width, s->height) * len;
     if (bytes > MAX_SEGMENT_BYTES)
-        spec_add(p,
+        rf_spec_add(
+            p,
             "segment_frames: a segment of %llu frames of %u x %u is %llu bytes raw, more than 8 "
             "GiB; use shorter segments",
             (unsigned long long)len, s->width, s->height, (unsigned long long)bytes);
 }
 
-static void check_spec(problems *p, const json_t *root, const rf_spec_opts *o, rf_spec *s) {
+static void check_spec(rf_spec_problems *p, const json_t *root, const rf_spec_opts *o, rf_spec *s) {
     const char *const *engines = o->engines ? o->engines : DEFAULT_ENGINES;
     read_id(p, json_object_get(root, "id"), s);
     int engine_ok = read_engine(p, json_object_get(root, "engine"), engines, s);
@@ -395,9 +401,9 @@ static void check_spec(problems *p, const json_t *root, const rf_spec_opts *o, r
 
     const json_t *out = json_object_get(root, "output");
     if (!out) {
-        spec_add(p, "output.path: is required");
+        rf_spec_add(p, "output.path: is required");
     } else if (!json_is_object(out)) {
-        spec_add(p, "output: must be an object");
+        rf_spec_add(p, "output: must be an object");
         out = NULL;
     }
     int ok[R_COUNT], given[R_COUNT];
@@ -405,11 +411,11 @@ static void check_spec(problems *p, const json_t *root, const rf_spec_opts *o, r
     read_fps(p, json_object_get(root, "fps"), s);
     read_blend(p, json_object_get(root, "blend"), s);
     if (out)
-        spec_read_output(p, out, o, s);
+        rf_spec_read_output(p, out, o, s);
     check_cross(p, s, ok, given);
     if (engine_ok && o->frame_step)
         check_step(p, s, o->frame_step(s->engine), ok);
-    spec_check_unknown_keys(p, root, "", TOP_KEYS);
+    rf_spec_check_unknown_keys(p, root, "", TOP_KEYS);
 }
 
 /* ---- public API ---------------------------------------------------------- */
@@ -418,13 +424,13 @@ int rf_spec_parse(const char *json, size_t len, const rf_spec_opts *opts, rf_spe
                   size_t errlen) {
     static const rf_spec_opts no_opts = {0};
     const rf_spec_opts *o = opts ? opts : &no_opts;
-    problems p = {0};
+    rf_spec_problems p = {0};
     rf_spec *s = NULL;
     json_t *root = NULL;
     if (out)
         *out = NULL;
     if (!json) {
-        spec_add(&p, "spec: no JSON given");
+        rf_spec_add(&p, "spec: no JSON given");
         goto done;
     }
     json_error_t jerr;
@@ -432,11 +438,12 @@ int rf_spec_parse(const char *json, size_t len, const rf_spec_opts *opts, rf_spe
      * guess, and a guess is not what an operator meant. */
     root = json_loadb(json, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        spec_add(&p, "spec: invalid JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+        rf_spec_add(&p, "spec: invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
+                    jerr.text);
         goto done;
     }
     if (!json_is_object(root)) {
-        spec_add(&p, "spec: must be a JSON object");
+        rf_spec_add(&p, "spec: must be a JSON object");
         goto done;
     }
     s = calloc(1, sizeof *s);
@@ -457,7 +464,7 @@ done:
         free(p.buf);
         return 0;
     }
-    spec_emit(&p, errs, errlen);
+    rf_spec_emit(&p, errs, errlen);
     free(p.buf);
     rf_spec_free(s);
     return -1;

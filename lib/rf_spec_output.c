@@ -24,7 +24,7 @@ static const char *const OUTPUT_KEYS[] = {"path", "container", "codec", "quality
  * rendered for hours only to fail at the last step. With may_create, a
  * missing directory is fine when its nearest existing ancestor is a
  * writable directory (the caller creates it once the job is accepted). */
-static void check_output_dir(problems *p, const char *path, int may_create) {
+static void check_output_dir(rf_spec_problems *p, const char *path, int may_create) {
     char dir[RF_PATH_MAX], shown[RF_PATH_MAX + 8];
     const char *slash = strrchr(path, '/');
     size_t dlen = (size_t)(slash - path);
@@ -32,7 +32,7 @@ static void check_output_dir(problems *p, const char *path, int may_create) {
         dlen = 1; /* the file is in "/" */
     memcpy(dir, path, dlen);
     dir[dlen] = '\0';
-    spec_clean(dir, RF_PATH_MAX, shown, sizeof shown);
+    rf_spec_clean(dir, RF_PATH_MAX, shown, sizeof shown);
     struct stat st;
     if (stat(dir, &st) != 0 && errno == ENOENT && may_create) {
         /* Walk up to the nearest ancestor that exists; it must take the
@@ -47,48 +47,49 @@ static void check_output_dir(problems *p, const char *path, int may_create) {
             if (stat(dir, &st) == 0 || errno != ENOENT)
                 break;
         }
-        spec_clean(dir, RF_PATH_MAX, shown, sizeof shown);
+        rf_spec_clean(dir, RF_PATH_MAX, shown, sizeof shown);
     }
     if (stat(dir, &st) != 0) {
         if (errno == ENOENT)
-            spec_add(p, "output.path: directory %s does not exist", shown);
+            rf_spec_add(p, "output.path: directory %s does not exist", shown);
         else
-            spec_add(p, "output.path: cannot use directory %s: %s", shown, strerror(errno));
+            rf_spec_add(p, "output.path: cannot use directory %s: %s", shown, strerror(errno));
         return;
     }
     if (!S_ISDIR(st.st_mode)) {
-        spec_add(p, "output.path: %s is not a directory", shown);
+        rf_spec_add(p, "output.path: %s is not a directory", shown);
         return;
     }
     if (access(dir, W_OK | X_OK) != 0) {
-        spec_add(p, "output.path: directory %s is not writable", shown);
+        rf_spec_add(p, "output.path: directory %s is not writable", shown);
         return;
     }
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        spec_add(p, "output.path: %s is a directory, not a file",
-            spec_clean(path, RF_PATH_MAX, shown, sizeof shown));
+        rf_spec_add(p, "output.path: %s is a directory, not a file",
+                    rf_spec_clean(path, RF_PATH_MAX, shown, sizeof shown));
 }
 
 /* Sets s->output_path (absolute) and returns 1, or reports and returns 0. */
-static int read_path(problems *p, const json_t *v, const rf_spec_opts *o, rf_spec *s) {
+static int read_path(rf_spec_problems *p, const json_t *v, const rf_spec_opts *o, rf_spec *s) {
     char shown[RF_PATH_MAX + 8];
     if (!v) {
-        spec_add(p, "output.path: is required");
+        rf_spec_add(p, "output.path: is required");
         return 0;
     }
     if (!json_is_string(v)) {
-        spec_add(p, "output.path: must be a string");
+        rf_spec_add(p, "output.path: must be a string");
         return 0;
     }
     const char *path = json_string_value(v);
     if (!path[0]) {
-        spec_add(p, "output.path: must not be empty");
+        rf_spec_add(p, "output.path: must not be empty");
         return 0;
     }
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     if (!base[0] || strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
-        spec_add(p, "output.path: must name a file (got '%s')", spec_clean(path, 256, shown, sizeof shown));
+        rf_spec_add(p, "output.path: must name a file (got '%s')",
+                    rf_spec_clean(path, 256, shown, sizeof shown));
         return 0;
     }
     int fit;
@@ -100,15 +101,17 @@ static int read_path(problems *p, const json_t *v, const rf_spec_opts *o, rf_spe
         if (!dir || dir[0] != '/') {
             /* A relative base_dir is itself relative to the cwd. */
             if (!getcwd(cwd, sizeof cwd)) {
-                spec_add(p, "output.path: cannot make '%s' absolute: current directory unknown (%s)",
-                    spec_clean(path, 256, shown, sizeof shown), strerror(errno));
+                rf_spec_add(
+                    p, "output.path: cannot make '%s' absolute: current directory unknown (%s)",
+                    rf_spec_clean(path, 256, shown, sizeof shown), strerror(errno));
                 return 0;
             }
             if (dir && dir[0]) {
                 size_t n = strlen(cwd);
                 if (rf_fmt(cwd + n, sizeof cwd - n, "%s%s", cwd[n - 1] == '/' ? "" : "/", dir) !=
                     0) {
-                    spec_add(p, "output.path: base directory is longer than %d bytes", RF_PATH_MAX - 1);
+                    rf_spec_add(p, "output.path: base directory is longer than %d bytes",
+                                RF_PATH_MAX - 1);
                     return 0;
                 }
             }
@@ -119,7 +122,7 @@ static int read_path(problems *p, const json_t *v, const rf_spec_opts *o, rf_spe
                      dl && dir[dl - 1] == '/' ? "" : "/", path);
     }
     if (fit != 0) {
-        spec_add(p, "output.path: must be at most %d bytes once made absolute", RF_PATH_MAX - 1);
+        rf_spec_add(p, "output.path: must be at most %d bytes once made absolute", RF_PATH_MAX - 1);
         return 0;
     }
     if (o->check_output_dir) {
@@ -149,39 +152,42 @@ static const char *const CODECS_FOR[][3] = {
     [RF_CONTAINER_Y4M] = {"rawvideo", NULL, NULL},
 };
 
-void spec_read_output(problems *p, const json_t *out, const rf_spec_opts *o, rf_spec *s) {
-    spec_check_unknown_keys(p, out, "output.", OUTPUT_KEYS);
+void rf_spec_read_output(rf_spec_problems *p, const json_t *out, const rf_spec_opts *o,
+                         rf_spec *s) {
+    rf_spec_check_unknown_keys(p, out, "output.", OUTPUT_KEYS);
     const json_t *jpath = json_object_get(out, "path");
     int path_ok = read_path(p, jpath, o, s);
 
     const json_t *v = json_object_get(out, "container");
     int container = -1;
     if (v) {
-        container = spec_read_choice(p, v, "output.container", "container", CONTAINER_NAMES);
+        container = rf_spec_read_choice(p, v, "output.container", "container", CONTAINER_NAMES);
     } else if (path_ok) {
         container = container_from_path(s->output_path);
         if (container < 0) {
             char shown[RF_PATH_MAX + 8];
-            spec_add(p,
+            rf_spec_add(
+                p,
                 "output.container: cannot infer from path '%s'; set output.container (mp4, mkv, "
                 "y4m)",
-                spec_clean(json_string_value(jpath), 256, shown, sizeof shown));
+                rf_spec_clean(json_string_value(jpath), 256, shown, sizeof shown));
         }
     }
 
     v = json_object_get(out, "codec");
     int codec = -1;
     if (v) {
-        codec = spec_read_choice(p, v, "output.codec", "codec", CODEC_NAMES);
+        codec = rf_spec_read_choice(p, v, "output.codec", "codec", CODEC_NAMES);
         if (codec >= 0 && container >= 0 &&
-            spec_find_name(CODECS_FOR[container], CODEC_NAMES[codec]) < 0) {
+            rf_spec_find_name(CODECS_FOR[container], CODEC_NAMES[codec]) < 0) {
             char takes[64];
-            spec_join(CODECS_FOR[container], takes, sizeof takes);
-            spec_add(p, "output.codec: %s cannot go in a %s container (%s takes: %s)",
-                CODEC_NAMES[codec], CONTAINER_NAMES[container], CONTAINER_NAMES[container], takes);
+            rf_spec_join(CODECS_FOR[container], takes, sizeof takes);
+            rf_spec_add(p, "output.codec: %s cannot go in a %s container (%s takes: %s)",
+                        CODEC_NAMES[codec], CONTAINER_NAMES[container], CONTAINER_NAMES[container],
+                        takes);
         }
     } else if (container >= 0) {
-        codec = spec_find_name(CODEC_NAMES, CODECS_FOR[container][0]);
+        codec = rf_spec_find_name(CODEC_NAMES, CODECS_FOR[container][0]);
     }
     if (container >= 0)
         s->container = (rf_container)container;
@@ -191,7 +197,7 @@ void spec_read_output(problems *p, const json_t *out, const rf_spec_opts *o, rf_
     v = json_object_get(out, "preset");
     strcpy(s->preset, "medium");
     if (v) {
-        int k = spec_read_choice(p, v, "output.preset", "preset", PRESETS);
+        int k = rf_spec_read_choice(p, v, "output.preset", "preset", PRESETS);
         if (k >= 0)
             strcpy(s->preset, PRESETS[k]);
     }

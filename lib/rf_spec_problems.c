@@ -12,7 +12,7 @@
 
 #define MORE_LINE "...: more problems not shown"
 
-void spec_add(problems *p, const char *fmt, ...) {
+void rf_spec_add(rf_spec_problems *p, const char *fmt, ...) {
     p->count++;
     va_list ap;
     va_start(ap, fmt);
@@ -44,7 +44,7 @@ void spec_add(problems *p, const char *fmt, ...) {
 
 /* Copy the lines into errs, whole lines only; when they do not all fit, as
  * many as fit together with a last line saying that more were left out. */
-void spec_emit(const problems *p, char *errs, size_t errlen) {
+void rf_spec_emit(const rf_spec_problems *p, char *errs, size_t errlen) {
     if (!errs || errlen == 0)
         return;
     errs[0] = '\0';
@@ -75,7 +75,7 @@ void spec_emit(const problems *p, char *errs, size_t errlen) {
 
 /* `s` made safe to quote in a one-line message: control bytes become '?',
  * and it is cut (at a UTF-8 boundary) to at most `max` bytes plus "...". */
-const char *spec_clean(const char *s, size_t max, char *buf, size_t n) {
+const char *rf_spec_clean(const char *s, size_t max, char *buf, size_t n) {
     size_t len = strlen(s), cut = len;
     if (cut > max) {
         cut = max;
@@ -97,7 +97,7 @@ const char *spec_clean(const char *s, size_t max, char *buf, size_t n) {
     return buf;
 }
 
-int spec_find_name(const char *const *names, const char *s) {
+int rf_spec_find_name(const char *const *names, const char *s) {
     for (int i = 0; names[i]; i++)
         if (strcmp(names[i], s) == 0)
             return i;
@@ -105,7 +105,7 @@ int spec_find_name(const char *const *names, const char *s) {
 }
 
 /* "a, b, c" for messages that list the accepted values. */
-void spec_join(const char *const *names, char *buf, size_t n) {
+void rf_spec_join(const char *const *names, char *buf, size_t n) {
     size_t o = 0;
     buf[0] = '\0';
     for (int i = 0; names[i] && o < n; i++) {
@@ -118,31 +118,32 @@ void spec_join(const char *const *names, char *buf, size_t n) {
 
 /* Checks that `v` is a string naming one of `names`; returns its index or -1
  * (after reporting why). `what` is the noun used in the message. */
-int spec_read_choice(problems *p, const json_t *v, const char *field, const char *what,
-                     const char *const *names) {
+int rf_spec_read_choice(rf_spec_problems *p, const json_t *v, const char *field, const char *what,
+                        const char *const *names) {
     if (!json_is_string(v)) {
-        spec_add(p, "%s: must be a string", field);
+        rf_spec_add(p, "%s: must be a string", field);
         return -1;
     }
-    int k = spec_find_name(names, json_string_value(v));
+    int k = rf_spec_find_name(names, json_string_value(v));
     if (k < 0) {
         char known[256], shown[80];
-        spec_join(names, known, sizeof known);
-        spec_add(p, "%s: unknown %s '%s' (known: %s)", field, what,
-            spec_clean(json_string_value(v), 64, shown, sizeof shown), known);
+        rf_spec_join(names, known, sizeof known);
+        rf_spec_add(p, "%s: unknown %s '%s' (known: %s)", field, what,
+                    rf_spec_clean(json_string_value(v), 64, shown, sizeof shown), known);
     }
     return k;
 }
 
-void spec_check_unknown_keys(problems *p, const json_t *obj, const char *prefix,
-                             const char *const *known) {
+void rf_spec_check_unknown_keys(rf_spec_problems *p, const json_t *obj, const char *prefix,
+                                const char *const *known) {
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)obj, key, v) {
         (void)v;
-        if (spec_find_name(known, key) < 0) {
+        if (rf_spec_find_name(known, key) < 0) {
             char shown[80];
-            spec_add(p, "%s%s: unknown field", prefix, spec_clean(key, 64, shown, sizeof shown));
+            rf_spec_add(p, "%s%s: unknown field", prefix,
+                        rf_spec_clean(key, 64, shown, sizeof shown));
         }
     }
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -92,6 +93,18 @@ static int rmtree_fd(int dfd) {
     }
     closedir(d);
     return rc;
+}
+
+int rf_populate_read(const void *p, size_t len) {
+#ifdef MADV_POPULATE_READ
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)p & ~(page - 1);
+    return madvise((void *)a, (uintptr_t)p + len - a, MADV_POPULATE_READ) == 0 ? 0 : errno;
+#else
+    (void)p;
+    (void)len;
+    return EINVAL;
+#endif
 }
 
 int rf_rmtree(const char *path) {

@@ -25,6 +25,13 @@ void rf_new_id(const char *prefix, char *out, size_t outlen);
 int rf_mkdirs(const char *path, unsigned mode);
 /* rm -rf of a directory that holds only files (a spool directory). */
 int rf_rmtree(const char *path);
+/* Maps the pages of the len bytes at p (part of a read-only file mapping)
+ * in one call, instead of a page fault per few pages: 0, or an errno.
+ * EFAULT: a page is past the end of the file (it shrank since it was
+ * mapped; touching that page raises SIGBUS). EINVAL: this kernel (before
+ * Linux 5.14) or platform cannot populate a mapping; the faults do the
+ * same work. */
+int rf_populate_read(const void *p, size_t len);
 
 /* Whether s is a valid job, batch or worker id: 1 to 64 characters of
  * A-Z a-z 0-9 . _ -, not starting with '.' (ids become Redis keys and
