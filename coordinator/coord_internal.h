@@ -68,7 +68,8 @@ typedef struct coord_job {
     int started;
     uint32_t segments_done;
     uint32_t frames_stitched;
-    uint64_t started_wall_ms; /* when its first segment was assigned; 0: not this run */
+    uint64_t started_wall_ms; /* when its first segment was assigned, kept from its
+                               * record across a restart; 0: not yet */
     uint32_t delayed;        /* segments waiting out a retry backoff */
     rf_map *worker_failures; /* worker id -> failures of this job (as uintptr_t) */
     char batch[RF_ID_MAX + 1]; /* "" when submitted on its own */

@@ -507,6 +507,7 @@ typedef struct rec_job {
     char state[16];
     char batch[RF_ID_MAX + 1];
     uint64_t render_ms;
+    uint64_t started_ms, finished_ms; /* 0: not in the record */
     char *spec_json;
 } rec_job;
 
@@ -545,6 +546,10 @@ static void job_field(void *ctx, const char *name, const char *value) {
         snprintf(r->batch, sizeof r->batch, "%s", value);
     else if (strcmp(name, "render_ms") == 0)
         r->render_ms = strtoull(value, NULL, 10);
+    else if (strcmp(name, "started_ms") == 0)
+        r->started_ms = strtoull(value, NULL, 10);
+    else if (strcmp(name, "finished_ms") == 0)
+        r->finished_ms = strtoull(value, NULL, 10);
 }
 
 static int is_terminal(const char *state) {
@@ -672,6 +677,7 @@ static int recover_job(coord *c, const rec_job *r, char *err, size_t errlen) {
                                             NULL, NULL), "segment state");
     }
     j->started = j->segments_done > 0;
+    j->started_wall_ms = r->started_ms; /* kept when its next segment starts */
     if ((j->batch[0] && coord_batch_job_added(c, j->batch)) || strcmp(r->state, "paused") == 0)
         coord_job_pause(c, j, 1);
     for (size_t k = 0; k < j->plan->n; k++)
@@ -732,8 +738,11 @@ int coord_jobs_recover(coord *c, char *err, size_t errlen) {
             if (access(fin, F_OK) == 0)
                 continue; /* it ended during an outage: its record is written below */
             if (is_terminal(r->state)) {
-                /* Ended, but the coordinator died before it left jobs:active. */
-                coord_store_warn(c, store_job_state(c->st, r->id, r->state, NULL), "job state");
+                /* Ended, but the coordinator died before it left jobs:active:
+                 * the state again, with the time it ended. */
+                coord_store_warn(
+                    c, store_job_state_at(c->st, r->id, r->state, NULL, r->finished_ms),
+                    "job state");
                 continue;
             }
             int jr = recover_job(c, r, why, sizeof why);

@@ -162,7 +162,8 @@ static void assign(coord *c, coord_worker *w, coord_job *j, uint32_t k) {
             j->spec->id, k, s->attempt, w->id, ps->first, ps->frames);
     if (!j->started) {
         j->started = 1;
-        j->started_wall_ms = s->started_wall_ms;
+        if (!j->started_wall_ms) /* else it started before a restart */
+            j->started_wall_ms = s->started_wall_ms;
         coord_store_warn(c,
                          store_job_state_at(c->st, j->spec->id, "running", NULL,
                                             j->started_wall_ms),

@@ -278,6 +278,7 @@ def test_packed_segments_survive_a_crash():
         two = farm.wait_for(lambda: len(done()) >= 2, 20, interval=0.02)
         if not suite.check(two, "two segments are done in Redis"):
             return
+        started_ms = f.redis_hgetall(f"{f.prefix}job:packs").get("started_ms")
         f.kill_coordinator()
         before = done()
         suite.check(len(before) < nseg, "the coordinator was killed mid-job", sorted(before))
@@ -295,6 +296,8 @@ def test_packed_segments_survive_a_crash():
         if not f.wait_done(job, timeout=60):
             return
         suite.equal(sha(out), ref, "the output is the fault-free bytes")
+        suite.equal(f.redis_hgetall(f"{f.prefix}job:packs").get("started_ms"), started_ms,
+                    "the job's started_ms is the first coordinator's")
         for k, rec in sorted(before.items()):
             now = f.redis_hgetall(f"{f.prefix}job:packs:seg:{k}")
             suite.equal((now.get("attempt"), now.get("worker"), now.get("pack")),
