@@ -37,7 +37,7 @@ struct coord_final_q {
     uint32_t segments_done, frames_stitched;
     uint64_t frames_rendered, render_ms;
     double duration_s;
-    uint64_t finished_ms;
+    uint64_t started_ms, finished_ms;
     uint64_t failures; /* store_failures when it was queued */
 };
 
@@ -62,7 +62,7 @@ int coord_final_store(coord *c, const coord_final *f) {
      * outage is written at the catch-up, or by the next coordinator. */
     if (rc == 0)
         rc = store_job_state_at(c->st, f->job, f->state, f->error && f->error[0] ? f->error : NULL,
-                                f->finished_ms);
+                                f->finished_ms, f->started_ms);
     return rc;
 }
 
@@ -75,14 +75,15 @@ static int keep_final(coord *c, const coord_final *f) {
     /* A leading '.' is never an id: a temporary left by a crash is skipped. */
     snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, f->job);
     rf_mkdirs(dir, 0755);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s?, s:f, s:I}", "state",
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s?, s:f, s:I, s:I}", "state",
                           f->state, "error", f->error ? f->error : "", "output", f->output,
                           "output_bytes", (json_int_t)f->output_bytes, "segments_done",
                           (json_int_t)f->segments_done, "frames_stitched",
                           (json_int_t)f->frames_stitched, "frames_rendered",
                           (json_int_t)f->frames_rendered, "render_ms", (json_int_t)f->render_ms,
                           "segment_workers", f->segment_workers, "duration_s", f->duration_s,
-                          "finished_ms", (json_int_t)f->finished_ms);
+                          "started_ms", (json_int_t)f->started_ms, "finished_ms",
+                          (json_int_t)f->finished_ms);
     int rc = 0;
     if (!o || json_dump_file(o, tmp, JSON_COMPACT) != 0 || rename(tmp, path) != 0) {
         rf_error(LOG, "cannot keep the final state for Redis job=%s state=%s path=%s; its spool "
@@ -147,6 +148,7 @@ static int hold(coord *c, const coord_final *f) {
                                 .segment_workers =
                                     f->segment_workers ? strdup(f->segment_workers) : NULL,
                                 .duration_s = f->duration_s,
+                                .started_ms = f->started_ms,
                                 .finished_ms = f->finished_ms,
                                 .failures = store_failures(c->st),
                                 .npacks = f->npacks};
@@ -193,6 +195,7 @@ void coord_finals_settle(coord *c, int flushed) {
                              .render_ms = q->render_ms,
                              .segment_workers = q->segment_workers,
                              .duration_s = q->duration_s,
+                             .started_ms = q->started_ms,
                              .finished_ms = q->finished_ms,
                              .spool = q->spool};
             kept = keep_final(c, &f) == 0;
@@ -236,6 +239,7 @@ static int write_final(coord *c, const char *job, const char *path) {
         .segment_workers = json_string_value(json_object_get(o, "segment_workers")),
         .duration_s = json_number_value(json_object_get(o, "duration_s")),
         /* 0 (a record kept by an older coordinator): the time it is written */
+        .started_ms = (uint64_t)json_integer_value(json_object_get(o, "started_ms")),
         .finished_ms = (uint64_t)json_integer_value(json_object_get(o, "finished_ms")),
     };
     int rc = coord_final_store(c, &f);

@@ -211,7 +211,7 @@ typedef struct coord_final {
     /* A done job's results ("k:worker,...", the video's seconds); NULL. */
     const char *segment_workers;
     double duration_s;
-    uint64_t finished_ms; /* when the job ended (wall clock) */
+    uint64_t started_ms, finished_ms; /* when the job started (0: never) and ended, wall clock */
 } coord_final;
 /* Queue f's writes to the job's Redis record (progress, output, results,
  * then the state). Returns the first failure's code, or 0. */

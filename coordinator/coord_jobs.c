@@ -216,6 +216,7 @@ void coord_job_finish(coord *c, coord_job *j, const char *state, const char *err
                      .segment_workers = sw,
                      .duration_s = (double)j->spec->frames * j->spec->fps_den /
                                    (double)j->spec->fps_num,
+                     .started_ms = j->started_wall_ms,
                      .finished_ms = rf_wall_ms()};
     /* Progress goes with the final record, before the state, not after it
      * with the turn's other progress writes. */
@@ -676,7 +677,8 @@ static int recover_job(coord *c, const rec_job *r, char *err, size_t errlen) {
         coord_store_warn(c, store_seg_state(c->st, j->spec->id, (uint32_t)k, "queued", s->attempt,
                                             NULL, NULL), "segment state");
     }
-    j->started = j->segments_done > 0;
+    /* Running: it was handed out before (its record has started_ms). */
+    j->started = j->segments_done > 0 || strcmp(r->state, "running") == 0;
     j->started_wall_ms = r->started_ms; /* kept when its next segment starts */
     if ((j->batch[0] && coord_batch_job_added(c, j->batch)) || strcmp(r->state, "paused") == 0)
         coord_job_pause(c, j, 1);
@@ -741,7 +743,7 @@ int coord_jobs_recover(coord *c, char *err, size_t errlen) {
                 /* Ended, but the coordinator died before it left jobs:active:
                  * the state again, with the time it ended. */
                 coord_store_warn(
-                    c, store_job_state_at(c->st, r->id, r->state, NULL, r->finished_ms),
+                    c, store_job_state_at(c->st, r->id, r->state, NULL, r->finished_ms, 0),
                     "job state");
                 continue;
             }

@@ -166,7 +166,7 @@ static void assign(coord *c, coord_worker *w, coord_job *j, uint32_t k) {
             j->started_wall_ms = s->started_wall_ms;
         coord_store_warn(c,
                          store_job_state_at(c->st, j->spec->id, "running", NULL,
-                                            j->started_wall_ms),
+                                            j->started_wall_ms, 0),
                          "job state");
     }
     coord_store_warn(c,

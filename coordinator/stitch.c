@@ -199,15 +199,15 @@ static void seg_file(const stitch_job *sj, size_t k, char *buf, size_t len) {
  * the blend or the encoder without a copy: the page cache's pages are the
  * frame (the pread it replaces was one of the coordinator's four copies of
  * every frame over the socket, bench/README.md). The size is checked
- * first, so a short file is an error here. Nothing is read yet: frame_at
- * populates one frame's pages just before the frame is used, so a long
- * segment on disk costs no wait of its whole size, and a file that shrank
- * meanwhile is an error rather than a SIGBUS. That leaves the instants
- * between populating and reading: nothing in rfarm truncates a done
- * segment's file (a commit renames a part file over it), so only someone
- * else writing into the spool could hit them. Where the file cannot be
- * mapped, or pages cannot be populated (an older kernel), the descriptor
- * stays for pread. */
+ * first, so a short file is an error here. Only its first page is read
+ * now: frame_at populates one frame's pages just before the frame is
+ * used, so a long segment on disk costs no wait of its whole size, and a
+ * file that shrank meanwhile is an error rather than a SIGBUS. That
+ * leaves the instants between populating and reading: nothing in rfarm
+ * truncates a done segment's file (a commit renames a part file over it),
+ * so only someone else writing into the spool could hit them. Where the
+ * file cannot be mapped, or pages cannot be populated (an older kernel or
+ * C library), the descriptor stays for pread. */
 static int seg_file_open(stitch_job *sj, size_t k, char *err, size_t errlen) {
     char path[RF_PATH_MAX + 32];
     struct stitch_seg_file *sf = &sj->files[k];
@@ -262,10 +262,11 @@ static int frame_at(stitch_job *sj, size_t k, uint32_t f, uint8_t **bufp, const 
         return -1;
     off_t off = (off_t)(f - sj->plan->seg[k].first) * (off_t)sj->frame_bytes;
     if (sf->map) {
-        if (rf_populate_read(sf->map + off, sj->frame_bytes) == EFAULT) {
+        int pe = rf_populate_read(sf->map + off, sj->frame_bytes);
+        if (pe == EFAULT || pe == EHWPOISON) { /* touching the pages would be SIGBUS */
             seg_file(sj, k, path, sizeof path);
-            snprintf(err, errlen, "stitch: segment %zu spool file %s shrank under frame %u", k,
-                     path, f);
+            snprintf(err, errlen, "stitch: segment %zu spool file %s %s under frame %u", k, path,
+                     pe == EFAULT ? "shrank" : "lost a page to a memory error", f);
             return -1;
         }
         *frame = sf->map + off;

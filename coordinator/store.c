@@ -349,11 +349,11 @@ void store_key(const store *s, char *buf, size_t len, const char *fmt, const cha
  * must not cost thousands of round trips. Writing stops at the first
  * failure; deleting is best effort and tries every batch. */
 int store_job_state(store *s, const char *job, const char *state, const char *error) {
-    return store_job_state_at(s, job, state, error, 0);
+    return store_job_state_at(s, job, state, error, 0, 0);
 }
 
 int store_job_state_at(store *s, const char *job, const char *state, const char *error,
-                       uint64_t at_ms) {
+                       uint64_t at_ms, uint64_t started_ms) {
     char jk[256];
     store_key(s, jk, sizeof jk, "job:%s", job, 0);
     uint64_t now = at_ms ? at_ms : rf_wall_ms();
@@ -374,6 +374,10 @@ int store_job_state_at(store *s, const char *job, const char *state, const char 
     } else if (strcmp(state, "running") == 0) {
         store_arg(&h, "started_ms");
         store_arg_u64(&h, now);
+    }
+    if (started_ms && strcmp(state, "running") != 0) {
+        store_arg(&h, "started_ms");
+        store_arg_u64(&h, started_ms);
     }
     int rc = store_run(s, &h);
     if (rc == 0 && terminal) {

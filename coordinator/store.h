@@ -113,9 +113,10 @@ int store_jobs_create(store *s, store_new_job *jobs, size_t n, char *err, size_t
 int store_job_state(store *s, const char *job, const char *state, const char *error);
 /* The same, with the time of the change (wall ms; 0: now) in finished_ms
  * or started_ms: a record written late (after an outage) keeps the time
- * it happened. */
+ * it happened. started_ms, when not 0, is written too (a job that started
+ * and ended during one outage has no start in Redis yet). */
 int store_job_state_at(store *s, const char *job, const char *state, const char *error,
-                       uint64_t at_ms);
+                       uint64_t at_ms, uint64_t started_ms);
 int store_job_progress(store *s, const char *job, uint32_t segments_done, uint32_t frames_stitched);
 int store_job_output(store *s, const char *job, const char *path, uint64_t bytes);
 

@@ -30,9 +30,11 @@ real, and each one used to hang or lose a job:
    first coordinator's packs once the job that held them is over.
 5. Catching up after an outage rewrites unfinished jobs' records; their
    segments keep the started_ms and finished_ms they had, and a job that
-   ended during the outage its finished_ms.
+   ended during the outage its finished_ms; a restart keeps a job's
+   started_ms even when none of its segments was done.
 """
 
+import datetime
 import hashlib
 import json
 import os
@@ -53,6 +55,12 @@ def spec(job_id, path, cost_ms=20, frames=120):
     return farm.synthetic_spec(job_id, path, frames=frames, width=96, height=64, seed=11,
                                disagreement=0.5, cost_ms=cost_ms, segment_frames=24,
                                overlap_frames=4, blend="cosine")
+
+
+def log_ms(ts):
+    """A log line's ISO timestamp (2026-12-08T04:25:56.450Z) in Unix ms."""
+    t = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return t.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000
 
 
 def sha(path):
@@ -159,7 +167,7 @@ def test_final_state_survives_outage_and_crash():
         suite.equal((rec.get("state"), rec.get("output_bytes"), rec.get("frames_stitched")),
                     ("done", str(bytes_out), "120"),
                     "Redis has the final record: (state, output_bytes, frames_stitched)")
-        suite.check(int(rec.get("finished_ms", "0")) <= written_ms + 800,
+        suite.check(0 < int(rec.get("finished_ms", "0")) <= written_ms + 800,
                     "its finished_ms is when it ended, not when the record was written",
                     (rec.get("finished_ms"), int(written_ms)))
         sw = [p.split(":", 1) for p in rec.get("segment_workers", "").split(",") if p]
@@ -221,37 +229,73 @@ def test_segment_times_survive_an_outage():
     catch-up used to stamp both with its own time)."""
     with suite.farm(workers=2, capacity=1, name="segtimes", coordinator_args=LEASE,
                     redis_aof=True) as f:
-        # 7 segments of 24 frames at 60 ms: 1.4 s each, 2 at a time.
-        job = f.submit(spec("segtimes", f.out("segtimes.y4m"), cost_ms=60, frames=144))
-        nseg = 7
+        # 5 segments of 24 frames at 100 ms: 2.4 s each, 2 at a time. The
+        # coordinator retries Redis 0.1 to 3.1 s after losing it, so a
+        # segment started during the outage is still running at the
+        # catch-up.
+        job = f.submit(spec("segtimes", f.out("segtimes.y4m"), cost_ms=100, frames=104))
+        nseg = 5
         recs = lambda: {k: f.redis_hgetall(f"{f.prefix}job:segtimes:seg:{k}") for k in range(nseg)}
-        done0 = farm.wait_for(lambda: recs()[0].get("state") == "done", 20, interval=0.05)
+        done0 = farm.wait_for(lambda: recs()[0].get("state") == "done", 30, interval=0.05)
         if not suite.check(done0, "segment 0 is done in Redis"):
             return
         before = recs()
         f.stop_redis()
         # Redis comes back as soon as a segment has started during the outage.
         mark = len(f.coordinator.log_text())
-        farm.wait_for(lambda: "segment assigned job=segtimes" in f.coordinator.log_text()[mark:],
-                      10, interval=0.02)
+        assigned = farm.wait_for(
+            lambda: "segment assigned job=segtimes" in f.coordinator.log_text()[mark:], 10,
+            interval=0.02)
+        suite.check(assigned, "a segment starts during the outage")
         back_ms = time.time() * 1000
         f.start_redis()
-        caught_up = farm.wait_for(lambda: "redis is back" in f.coordinator.log_text(), 10)
+        # The loop writes its log after the turn's Redis writes: once the
+        # catch-up's line is in the log, its writes are in Redis.
+        caught_up = farm.wait_for(lambda: "redis is back" in f.coordinator.log_text(), 10,
+                                  interval=0.02)
         suite.check(caught_up, "the coordinator caught Redis up")
-        time.sleep(0.3)  # the catch-up's writes
         now = recs()
         head = f.coordinator.log_text().split("redis is back")[0]
         suite.check("job done job=segtimes" not in head, "the job was still running at the catch-up")
-        started = {int(k) for k in re.findall(r"segment assigned job=segtimes seg=(\d+)", head)}
-        running = sorted(k for k in started if now[k].get("state") == "running")
-        suite.check(running, "segments assigned before the catch-up are running after it", now)
-        suite.check(all(int(now[k].get("started_ms", "0")) <= back_ms for k in running),
-                    "their started_ms is before Redis came back, not the catch-up's time",
-                    ({k: now[k].get("started_ms") for k in running}, int(back_ms)))
+        # Segments assigned before Redis was started again, by the log's
+        # clock (the coordinator's): each started_ms is its log line's time.
+        early = {int(k): log_ms(ts) for ts, k in re.findall(
+                     r"^(\S+) info  coordinator: segment assigned job=segtimes seg=(\d+)", head, re.M)
+                 if log_ms(ts) <= back_ms}
+        running = sorted(k for k in early if now[k].get("state") == "running")
+        suite.check(running, "segments assigned during the outage are running after the catch-up",
+                    now)
+        suite.check(all(abs(int(now[k].get("started_ms", "0")) - early[k]) <= 2 for k in running),
+                    "their started_ms is when they were assigned, not the catch-up's time",
+                    ({k: now[k].get("started_ms") for k in running}, early, int(back_ms)))
         if not f.wait_done(job, timeout=60):
             return
-        suite.equal(recs()[0].get("finished_ms"), before[0].get("finished_ms"),
-                    "segment 0's finished_ms is the one from before the outage")
+        suite.check(before[0].get("finished_ms") and
+                    recs()[0].get("finished_ms") == before[0].get("finished_ms"),
+                    "segment 0's finished_ms is the one from before the outage",
+                    (recs()[0].get("finished_ms"), before[0].get("finished_ms")))
+
+
+def test_job_start_survives_a_restart():
+    """A coordinator killed after a job started but before any of its
+    segments was done: the next one keeps the job's started_ms (it used to
+    stamp the job started again when it assigned its next segment)."""
+    with suite.farm(workers=1, capacity=1, name="jobstart", coordinator_args=LEASE) as f:
+        job = f.submit(spec("jobstart", f.out("jobstart.y4m"), cost_ms=100, frames=44))
+        key = f"{f.prefix}job:jobstart"
+        started = farm.wait_for(lambda: f.redis_hgetall(key).get("started_ms"), 20, interval=0.02)
+        if not suite.check(started, "the job has started"):
+            return
+        first = f.redis_hgetall(key).get("started_ms")
+        f.kill_coordinator()
+        seg0 = f.redis_hgetall(f"{key}:seg:0").get("state")
+        suite.check(seg0 != "done", "no segment was done when the coordinator died", seg0)
+        time.sleep(0.2)  # a new start would be a later millisecond
+        f.restart_coordinator()
+        if not f.wait_done(job, timeout=60):
+            return
+        suite.equal(f.redis_hgetall(key).get("started_ms"), first,
+                    "the job's started_ms is the one the first coordinator wrote")
 
 
 def tiny_spec(job_id, path, cost_ms):
@@ -296,8 +340,9 @@ def test_packed_segments_survive_a_crash():
         if not f.wait_done(job, timeout=60):
             return
         suite.equal(sha(out), ref, "the output is the fault-free bytes")
-        suite.equal(f.redis_hgetall(f"{f.prefix}job:packs").get("started_ms"), started_ms,
-                    "the job's started_ms is the first coordinator's")
+        suite.check(started_ms and
+                    f.redis_hgetall(f"{f.prefix}job:packs").get("started_ms") == started_ms,
+                    "the job's started_ms is the first coordinator's", started_ms)
         for k, rec in sorted(before.items()):
             now = f.redis_hgetall(f"{f.prefix}job:packs:seg:{k}")
             suite.equal((now.get("attempt"), now.get("worker"), now.get("pack")),
@@ -322,5 +367,6 @@ suite.case(test_hung_redis_costs_no_lease)
 suite.case(test_final_state_survives_outage_and_crash)
 suite.case(test_batch_totals_survive_an_outage)
 suite.case(test_segment_times_survive_an_outage)
+suite.case(test_job_start_survives_a_restart)
 suite.case(test_packed_segments_survive_a_crash)
 sys.exit(suite.finish())

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -301,6 +302,23 @@ static void test_short_own_file_fails_cleanly(void **state) {
     plan_free(p);
 }
 
+/* Whether this kernel and C library can populate a file mapping (Linux
+ * 5.14, glibc 2.35): without, the stitcher reads every file with pread. */
+static int populate_works(fixture *fx) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/probe", fx->dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 4096), 0);
+    void *m = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+    assert_true(m != MAP_FAILED);
+    int ok = rf_populate_read(m, 1) == 0;
+    munmap(m, 4096);
+    close(fd);
+    unlink(path);
+    return ok;
+}
+
 /* A mapped file that shrinks under the stitcher (someone truncated the
  * spool) fails the job with a message; touching the lost pages would have
  * killed the coordinator with SIGBUS. */
@@ -309,6 +327,8 @@ static void test_own_file_shrinking_while_mapped_fails_cleanly(void **state) {
     rf_spec spec;
     plan *p;
     stitch_job *sj;
+    if (!populate_works(fx))
+        skip(); /* the file is read with pread, where it is merely short */
     size_t fb = own_files_job(fx, "shrink", 35, &spec, &p, &sj);
     for (uint32_t k = 0; k < p->n; k++)
         write_segment(fx, p, k, fb);
