@@ -627,8 +627,12 @@ Target: on within 10% of off.""")
 
 def pkg_flags(pkg):
     """pkg-config's compile and link flags for pkg, or -l<name> without it."""
-    r = subprocess.run(["pkg-config", "--cflags", "--libs", pkg], capture_output=True, text=True)
-    return r.stdout.split() if r.returncode == 0 else [f"-l{pkg.removeprefix('lib')}"]
+    try:
+        r = subprocess.run(["pkg-config", "--cflags", "--libs", pkg], capture_output=True,
+                           text=True)
+    except OSError:  # no pkg-config
+        r = None
+    return r.stdout.split() if r and r.returncode == 0 else [f"-l{pkg.removeprefix('lib')}"]
 
 
 def c_tool(b, name, source, libs=()):
@@ -644,9 +648,12 @@ def c_tool(b, name, source, libs=()):
     b.cleanup.append(tmp)
     exe = os.path.join(tmp, name)
     cc = os.environ.get("CC", "cc")
-    r = subprocess.run([cc, "-O2", "-std=c17", "-D_POSIX_C_SOURCE=200809L", "-D_GNU_SOURCE",
-                        "-o", exe, os.path.join(HERE, source), *libs],
-                       capture_output=True, text=True)
+    try:
+        r = subprocess.run([cc, "-O2", "-std=c17", "-D_POSIX_C_SOURCE=200809L", "-D_GNU_SOURCE",
+                            "-o", exe, os.path.join(HERE, source), *libs],
+                           capture_output=True, text=True)
+    except OSError as e:
+        raise farm.FarmError(f"cannot compile bench/{source}: {cc}: {e}") from None
     if r.returncode != 0:
         raise farm.FarmError(f"cannot compile bench/{source}: {r.stderr.strip()}")
     b.compiled[name] = exe
@@ -657,13 +664,19 @@ def run_tool(b, name, source, args, libs=()):
     """Run a bench helper; the key=value fields of its one line of output.
     It runs in a process group of its own, killed whole on a time-out (a
     helper may have children)."""
-    p = subprocess.Popen([c_tool(b, name, source, libs), *map(str, args)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         start_new_session=True)
+    exe = c_tool(b, name, source, libs)
+    try:
+        p = subprocess.Popen([exe, *map(str, args)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    except OSError as e:
+        raise farm.FarmError(f"cannot run {exe}: {e}") from None
     try:
         out, err = p.communicate(timeout=300)
     except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         p.communicate()
         raise farm.FarmError(f"{name} took over 300 s") from None
     if p.returncode != 0:
@@ -771,12 +784,12 @@ def bench_transport(b):
     # there are workers, over ZeroMQ alone, into the spool's file system.
     # Without it (it could not be built or run) the farm's rows still stand.
     zdir = tempfile.mkdtemp(prefix="rfarm-bench-zmq-")
+    zmq_drop_s = zmq_spool_s = None
     try:
         zmq_drop_s = zmq_bw(b, total, fb, o.workers)
         zmq_spool_s = zmq_bw(b, total, fb, o.workers, zdir, L)
     except farm.FarmError as e:
-        say(f"transport: no ZeroMQ ceiling rows: {e}")
-        zmq_drop_s = zmq_spool_s = None
+        say(f"transport: ZeroMQ ceiling rows left out: {e}")
     finally:
         shutil.rmtree(zdir, ignore_errors=True)
 
@@ -790,9 +803,10 @@ def bench_transport(b):
         ["memcpy, 1 thread (baseline)", total, mc_s, mc_mbps, total / fb / mc_s, 100.0],
         row("pwrite+fsync to spool fs, 1 thread", pw_s),
     ]
+    if zmq_drop_s:
+        rows.append(row(f"ZeroMQ alone, {o.workers} senders, dropped", zmq_drop_s))
     if zmq_spool_s:
-        rows += [row(f"ZeroMQ alone, {o.workers} senders, dropped", zmq_drop_s),
-                 row(f"ZeroMQ alone, {o.workers} senders, into spool fs", zmq_spool_s)]
+        rows.append(row(f"ZeroMQ alone, {o.workers} senders, into spool fs", zmq_spool_s))
     lines = []
     for k, r in runs.items():
         th, n = r["th"], len(r["render_ms"]) or 1

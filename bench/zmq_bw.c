@@ -194,7 +194,7 @@ static double run(void *pull, const char *endpoint, size_t chunk, unsigned long 
         free(pids);
         return -1;
     }
-    int started = 0;
+    int started = 0, err = 0;
     const char *failed = NULL;
     pid_t self = getpid();
     for (; started < senders; started++) {
@@ -223,13 +223,16 @@ static double run(void *pull, const char *endpoint, size_t chunk, unsigned long 
     int have_syncer = 0;
     if (!failed && dir) {
         y.dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (y.dirfd < 0 || pthread_create(&th, NULL, syncer_main, &y) != 0)
-            failed = "cannot open the directory or start the sync thread";
-        else
+        if (y.dirfd < 0) {
+            err = errno;
+            failed = "cannot open the directory";
+        } else if ((err = pthread_create(&th, NULL, syncer_main, &y)) != 0) {
+            failed = "cannot start the sync thread";
+        } else {
             have_syncer = 1;
+        }
     }
     double t0 = bench_now(), dt = -1;
-    int err = 0;
     if (!failed) {
         for (int i = 0; i < senders; i++)
             if (write(pipefd[1], "g", 1) != 1)
@@ -251,7 +254,7 @@ static double run(void *pull, const char *endpoint, size_t chunk, unsigned long 
     if (y.dirfd >= 0)
         close(y.dirfd);
     if (!failed && err)
-        failed = err == EAGAIN ? "the senders went quiet" : "cannot write the frames";
+        failed = err == EAGAIN ? "the senders went quiet" : "cannot receive or write the frames";
     for (int i = 0; i < started; i++) {
         if (failed)
             kill(pids[i], SIGKILL);
@@ -268,8 +271,9 @@ static double run(void *pull, const char *endpoint, size_t chunk, unsigned long 
         unlink(path);
     }
     if (failed) {
-        fprintf(stderr, "zmq_bw: %s%s%s%s%s\n", failed, err ? ": " : "", err ? strerror(err) : "",
-                dir && err && err != EAGAIN ? " in " : "", dir && err && err != EAGAIN ? dir : "");
+        fprintf(stderr, "zmq_bw: %s%s%s%s%s%s\n", failed, err ? ": " : "",
+                err ? zmq_strerror(err) : "", dir ? " (frames into " : "", dir ? dir : "",
+                dir ? ")" : "");
         return -1;
     }
     return dt;
@@ -282,15 +286,17 @@ int main(int argc, char **argv) {
         return 2;
     }
     unsigned long long total = bench_arg("zmq_bw", argc, argv, 1, 0);
-    size_t chunk = (size_t)bench_arg("zmq_bw", argc, argv, 2, 3110400ULL);
-    int senders = (int)bench_arg("zmq_bw", argc, argv, 3, 4);
-    int runs = (int)bench_arg("zmq_bw", argc, argv, 4, 3);
+    unsigned long long chunk = bench_arg("zmq_bw", argc, argv, 2, 3110400ULL);
+    unsigned long long senders = bench_arg("zmq_bw", argc, argv, 3, 4);
+    unsigned long long runs = bench_arg("zmq_bw", argc, argv, 4, 3);
     const char *dir = argc > 5 ? argv[5] : NULL;
-    unsigned file_frames = (unsigned)bench_arg("zmq_bw", argc, argv, 6, 48);
-    if (senders > 256 || runs > 100 || file_frames > 100000) {
-        fprintf(stderr, "zmq_bw: at most 256 senders, 100 runs and 100000 frames a file\n");
+    unsigned long long file_frames = bench_arg("zmq_bw", argc, argv, 6, 48);
+    if (chunk > (1ULL << 31) || senders > 256 || runs > 100 || file_frames > 100000) {
+        fprintf(stderr, "zmq_bw: at most 2 GiB a chunk, 256 senders, 100 runs and 100000 "
+                        "frames a file\n");
         return 2;
     }
+    signal(SIGPIPE, SIG_IGN); /* senders that died: a failed write says so */
     void *ctx = zmq_ctx_new();
     void *pull = zmq_socket(ctx, ZMQ_PULL);
     int quiet = QUIET_MS, linger = 0;
@@ -305,8 +311,9 @@ int main(int argc, char **argv) {
     }
     double best = -1;
     int rc = 0;
-    for (int r = 0; r < runs; r++) {
-        double dt = run(pull, endpoint, chunk, total, senders, dir, file_frames);
+    for (unsigned long long r = 0; r < runs; r++) {
+        double dt = run(pull, endpoint, (size_t)chunk, total, (int)senders, dir,
+                        (unsigned)file_frames);
         if (dt < 0) {
             rc = 1;
             break;
@@ -319,7 +326,7 @@ int main(int argc, char **argv) {
     if (rc)
         return rc;
     unsigned long long bytes = (total + chunk - 1) / chunk * chunk;
-    printf("zmq bytes=%llu chunk=%zu senders=%d runs=%d best_s=%.6f MBps=%.1f spool=%d\n", bytes,
-           chunk, senders, runs, best, (double)bytes / best / 1e6, dir != NULL);
+    printf("zmq bytes=%llu chunk=%llu senders=%llu runs=%llu best_s=%.6f MBps=%.1f spool=%d\n",
+           bytes, chunk, senders, runs, best, (double)bytes / best / 1e6, dir != NULL);
     return 0;
 }
