@@ -12,9 +12,10 @@
  * frames are read into a buffer (a job keeps up to four pack files open
  * until it is over). Memory of its own therefore stays at a few frames
  * per job however long the video is; a mapped segment's pages are the
- * spool's page cache, which the kernel reclaims as it needs. The spool files themselves stay until the job is over (the
- * coordinator deletes them), so that a restarted coordinator can stitch
- * the job again without rendering it again.
+ * spool's page cache, which the kernel reclaims as it needs. The spool
+ * files themselves stay until the job is over (the coordinator deletes
+ * them), so that a restarted coordinator can stitch the job again without
+ * rendering it again.
  *
  * Stitching runs on a small pool of threads so that encoding never stalls
  * the coordinator's message loop. Threads report progress, completion and

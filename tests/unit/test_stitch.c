@@ -231,8 +231,9 @@ static void test_missing_spool_file_fails_cleanly(void **state) {
 }
 
 /* A job whose segments (20 frames of 128x96, overlapping by 5) are too
- * big for a pack, so each has a file of its own, which the stitcher maps.
- * Returns the frame size. */
+ * big for a pack, so each has a file of its own, which the stitcher maps;
+ * every segment's file is written, none said ready. Returns the frame
+ * size. */
 static size_t own_files_job(fixture *fx, const char *id, uint32_t frames, rf_spec *spec, plan **p,
                             stitch_job **sj) {
     char err[512];
@@ -244,6 +245,10 @@ static size_t own_files_job(fixture *fx, const char *id, uint32_t frames, rf_spe
     assert_int_equal(plan_new(frames, 20, 5, RF_BLEND_LINEAR, p, err, sizeof err), 0);
     assert_int_equal(stitch_job_new(fx->pool, spec, *p, fx->spool, fx->packs, sj, err, sizeof err),
                      0);
+    for (uint32_t k = 0; k < (*p)->n; k++) {
+        write_segment(fx, *p, k, fb);
+        assert_int_equal(fx->loc[k].pack, 0);
+    }
     return fb;
 }
 
@@ -269,11 +274,8 @@ static void test_own_files_blend_in_order(void **state) {
     plan *p;
     stitch_job *sj;
     size_t fb = own_files_job(fx, "own", 50, &spec, &p, &sj);
-    for (uint32_t k = (uint32_t)p->n; k-- > 0;) {
-        write_segment(fx, p, k, fb);
-        assert_int_equal(fx->loc[k].pack, 0);
+    for (uint32_t k = (uint32_t)p->n; k-- > 0;) /* last first */
         ready(fx, sj, k);
-    }
     stitch_event ev = wait_final(fx, "own", 10000);
     assert_int_equal(ev.kind, STITCH_DONE);
     assert_int_equal(ev.frames, 50);
@@ -290,8 +292,6 @@ static void test_short_own_file_fails_cleanly(void **state) {
     plan *p;
     stitch_job *sj;
     size_t fb = own_files_job(fx, "shortfile", 35, &spec, &p, &sj);
-    for (uint32_t k = 0; k < p->n; k++)
-        write_segment(fx, p, k, fb);
     char path[512];
     assert_int_equal(spool_loc_path(fx->spool, fx->packs, 1, fx->loc[1], path, sizeof path), 0);
     assert_int_equal(truncate(path, (off_t)(3 * fb)), 0);
@@ -330,8 +330,6 @@ static void test_own_file_shrinking_while_mapped_fails_cleanly(void **state) {
     if (!populate_works(fx))
         skip(); /* the file is read with pread, where it is merely short */
     size_t fb = own_files_job(fx, "shrink", 35, &spec, &p, &sj);
-    for (uint32_t k = 0; k < p->n; k++)
-        write_segment(fx, p, k, fb);
     /* Segment 0 alone: its frames up to the overlap go out (it is mapped
      * now), then the pass runs dry and says how far it got. */
     ready(fx, sj, 0);
